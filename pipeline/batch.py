@@ -1,0 +1,121 @@
+"""One batch run: list inputs, build and run the graph, commit the files, write the manifest."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import os
+import re
+import secrets
+import time
+from typing import Any
+
+import apache_beam as beam
+
+from pipeline import __version__, graph, manifest, runners
+from pipeline.config import Config, resolve
+from transforms import sinks
+from transforms.schema import SCHEMA_VERSION, UTC
+from transforms.sources import list_inputs
+
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class UsageError(ValueError):
+    """Bad usage: a missing input, an unwritable output, a malformed run id."""
+
+
+def new_run_id(now: dt.datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID.match(run_id):
+        raise UsageError(f"run id {run_id!r} must be letters, digits, '.', '_' or '-'")
+    return run_id
+
+
+def check_output(output: str) -> None:
+    """Fail early with a clear message when the output folder cannot be written."""
+    try:
+        os.makedirs(output, exist_ok=True)
+        probe = os.path.join(output, f".write-test-{os.getpid()}")
+        with open(probe, "w", encoding="utf-8") as fh:
+            fh.write("ok")
+        os.remove(probe)
+    except OSError as exc:
+        raise UsageError(f"output {output} is not writable: {exc.strerror or exc}") from exc
+
+
+def stage_counters(result: beam.runners.runner.PipelineResult) -> dict[str, dict[str, int]]:
+    """Beam counters summed per namespace (stage) and name; empty when the runner has none."""
+    stages: dict[str, dict[str, int]] = collections.defaultdict(dict)
+    try:
+        counters = result.metrics().query()["counters"]
+    except Exception:  # some runners do not report metrics; the tables still count
+        return {}
+    for counter in counters:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        key = counter.key.metric
+        stages[key.namespace][key.name] = stages[key.namespace].get(key.name, 0) + int(value or 0)
+    return {k: dict(sorted(v.items())) for k, v in sorted(stages.items())}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    manifest: dict[str, Any]
+    manifest_path: str
+
+
+def run(cfg: Config, run_id: str | None = None, beam_args: list[str] | None = None) -> RunResult:
+    """Run the batch pipeline described by ``cfg``."""
+    started = dt.datetime.now(UTC)
+    t0 = time.monotonic()
+    run_id = check_run_id(run_id) if run_id else new_run_id(started)
+    try:
+        paths = list_inputs([resolve(p) for p in cfg.inputs])
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    output = cfg.output.path
+    check_output(output)
+    sinks.prepare_run(output, run_id)
+
+    options = runners.pipeline_options(cfg.runner.name, cfg.runner.workers, beam_args or [])
+    ctx = graph.RunContext(run_id=run_id, started_at=started, pipeline_version=__version__)
+    p = beam.Pipeline(options=options)
+    outputs = graph.build(p, cfg, paths)
+    graph.write(outputs, output, ctx, cfg.output.shards)
+    result = p.run()
+    result.wait_until_finish()
+
+    files = sinks.commit_run(output, run_id, started.date())
+    finished = dt.datetime.now(UTC)
+    seconds = time.monotonic() - t0
+    counts = manifest.table_counts(files)
+    documents = sum(counts.values())
+    stages = stage_counters(result)
+    body: dict[str, Any] = {
+        "run_id": run_id,
+        "status": "succeeded",
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "seconds": round(seconds, 3),
+        "docs_per_s": round(documents / seconds, 2) if seconds > 0 else 0.0,
+        "pipeline_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "runner": cfg.runner.name,
+        "workers": cfg.runner.workers,
+        "options": {k: v for k, v in options.get_all_options(drop_default=True).items()},
+        "output": output,
+        "ingest_date": started.date().isoformat(),
+        "inputs": {"paths": len(paths), "documents": documents, "specs": list(cfg.inputs)},
+        "counts": counts,
+        "stages": stages,
+        "dead_letter_reasons": manifest.dead_letter_reasons(files["dead_letters"]),
+        "top_rules": manifest.top_rules(files["articles"]),
+        "files": {k: [os.path.relpath(p, output) for p in v] for k, v in files.items()},
+        "config": dataclasses.asdict(cfg),
+    }
+    path = manifest.write_manifest(output, body)
+    return RunResult(manifest=body, manifest_path=path)

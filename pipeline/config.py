@@ -1,0 +1,165 @@
+"""Configuration: configs/default.yaml overlaid by the user's file, then by CLI flags.
+
+Everything is parsed eagerly into frozen dataclasses; an unknown key or a value of the wrong
+type fails at start with the key's dotted path, never halfway through a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HOME = Path(os.environ.get("NEWS_INGEST_HOME", Path(__file__).resolve().parents[1]))
+CONFIG_DIR = HOME / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadConfig:
+    max_bytes: int = 20 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractConfig:
+    timeout_s: float = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanConfig:
+    min_words: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputConfig:
+    path: str = "output"
+    shards: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerConfig:
+    name: str = "direct"
+    workers: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    inputs: tuple[str, ...] = ("seeds",)
+    read: ReadConfig = ReadConfig()
+    extract: ExtractConfig = ExtractConfig()
+    clean: CleanConfig = CleanConfig()
+    output: OutputConfig = OutputConfig()
+    runner: RunnerConfig = RunnerConfig()
+
+
+RUNNERS = ("direct", "dask", "dataflow", "flink")
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return _build(hint, value, where)  # type: ignore[arg-type]
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(hint)[:1]
+        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool):
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return value
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        dotted = ", ".join(f"{where}.{k}".lstrip(".") for k in unknown)
+        raise ConfigError(f"unknown config key: {dotted}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}".lstrip(".")) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: expected a mapping at the top level")
+    return data
+
+
+def validate(cfg: Config) -> Config:
+    if cfg.runner.name not in RUNNERS:
+        raise ConfigError(f"runner.name: unknown runner {cfg.runner.name!r}; one of {RUNNERS}")
+    if cfg.runner.workers < 1:
+        raise ConfigError(f"runner.workers: must be at least 1, got {cfg.runner.workers}")
+    if cfg.output.shards < 1:
+        raise ConfigError(f"output.shards: must be at least 1, got {cfg.output.shards}")
+    if cfg.extract.timeout_s <= 0:
+        raise ConfigError("extract.timeout_s: must be positive")
+    if cfg.read.max_bytes <= 0:
+        raise ConfigError("read.max_bytes: must be positive")
+    if cfg.clean.min_words < 1:
+        raise ConfigError("clean.min_words: must be at least 1")
+    return cfg
+
+
+def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """The effective config: packaged defaults, then ``path``, then ``overrides`` (dotted
+    sections as nested dicts)."""
+    data: dict[str, Any] = read_yaml(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else {}
+    if path is not None:
+        data = _merge(data, read_yaml(path))
+    if overrides:
+        data = _merge(data, overrides)
+    return validate(_build(Config, data, ""))
+
+
+def resolve(path: str) -> str:
+    """A path from the config, relative to the project home when it is not found as given."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    candidate = HOME / path
+    return str(candidate) if candidate.exists() else path

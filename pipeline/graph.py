@@ -1,0 +1,79 @@
+"""The batch graph: build(p, cfg, paths) wires the stages; no I/O decisions hidden in them."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import apache_beam as beam
+
+from pipeline.config import Config
+from transforms import schema
+from transforms.clean import Clean
+from transforms.dedup import Deduplicate
+from transforms.extract import Extract
+from transforms.normalize import Normalize
+from transforms.schema import Article, DeadLetter, Duplicate
+from transforms.sinks import WriteTable
+from transforms.sources import ReadSources
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """What every row of a run is stamped with."""
+
+    run_id: str
+    started_at: dt.datetime
+    pipeline_version: str
+
+    def stamp(self, article: Article) -> Article:
+        return dataclasses.replace(
+            article,
+            run_id=self.run_id,
+            ingested_at=self.started_at,
+            pipeline_version=self.pipeline_version,
+        )
+
+    def article_row(self, article: Article) -> dict[str, Any]:
+        return schema.article_row(self.stamp(article))
+
+    def duplicate_row(self, dup: Duplicate) -> dict[str, Any]:
+        return schema.duplicate_row(dataclasses.replace(dup, article=self.stamp(dup.article)))
+
+    def dead_letter_row(self, dead: DeadLetter) -> dict[str, Any]:
+        stamped = dataclasses.replace(dead, run_id=self.run_id, ingested_at=self.started_at)
+        return schema.dead_letter_row(stamped)
+
+
+@dataclasses.dataclass
+class Outputs:
+    articles: beam.PCollection
+    duplicates: beam.PCollection
+    dead_letters: beam.PCollection
+
+
+def build(p: beam.Pipeline, cfg: Config, paths: list[str]) -> Outputs:
+    """Wire the batch graph from a listed set of input paths to the three output tables."""
+    read_ok, read_dead = p | "ListedInputs" >> beam.Create(paths) | "Read" >> ReadSources(
+        cfg.read.max_bytes
+    )
+    extracted, extract_dead = read_ok | "Extract" >> Extract(cfg.extract.timeout_s)
+    cleaned, clean_dead = extracted | "Clean" >> Clean(cfg.clean.min_words)
+    normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
+    kept, duplicates = normalized | "Deduplicate" >> Deduplicate()
+    dead = (read_dead, extract_dead, clean_dead, normalize_dead) | "AllDeadLetters" >> beam.Flatten()
+    return Outputs(articles=kept, duplicates=duplicates, dead_letters=dead)
+
+
+def write(outputs: Outputs, output: str, ctx: RunContext, shards: int) -> None:
+    """Write the three tables into the run's staging folder."""
+    outputs.articles | "WriteArticles" >> WriteTable(
+        "articles", output, ctx.run_id, ctx.article_row, shards
+    )
+    outputs.duplicates | "WriteDuplicates" >> WriteTable(
+        "duplicates", output, ctx.run_id, ctx.duplicate_row, shards
+    )
+    outputs.dead_letters | "WriteDeadLetters" >> WriteTable(
+        "dead_letters", output, ctx.run_id, ctx.dead_letter_row, shards
+    )

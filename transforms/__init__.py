@@ -1,0 +1,1 @@
+"""Beam transforms of news-ingest and the pure functions they wrap. Never imports ``pipeline``."""

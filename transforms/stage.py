@@ -1,0 +1,116 @@
+"""The shape every stage shares: a DoFn that yields records or ``DeadLetter`` rejections,
+wrapped so that an exception becomes a dead-letter row instead of failing the run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+
+from transforms.schema import Article, DeadLetter, RawDocument, excerpt_of
+
+DEAD = "dead"
+OK = "ok"
+
+
+def describe(element: Any) -> tuple[str, str | None, str | None, str | None]:
+    """(source_ref, source_kind, url, excerpt) of any element that can reach a stage."""
+    if isinstance(element, RawDocument):
+        return element.source_ref, element.source_kind, element.url, excerpt_of(element.content)
+    if isinstance(element, Article):
+        return element.source_ref, element.source_kind, element.url, excerpt_of(element.text)
+    if isinstance(element, tuple) and element and isinstance(element[-1], Article):
+        return describe(element[-1])
+    return str(element), None, None, None
+
+
+def rejection(element: Any, stage: str, reason: str, message: str | None = None) -> DeadLetter:
+    """An expected rejection (not an exception) of ``element`` at ``stage``."""
+    source_ref, kind, url, excerpt = describe(element)
+    return DeadLetter(
+        source_ref=source_ref,
+        source_kind=kind,
+        url=url,
+        stage=stage,
+        reason=reason,
+        error_message=message,
+        excerpt=excerpt,
+    )
+
+
+def failure(stage: str, bad: tuple[Any, tuple[Any, Any, Any]]) -> DeadLetter:
+    """The dead letter of an element whose processing raised (Beam's dead-letter shape)."""
+    element, (exc_type, exc_repr, _traceback) = bad
+    source_ref, kind, url, excerpt = describe(element)
+    type_name = getattr(exc_type, "__name__", str(exc_type))
+    reason = "timeout" if type_name == "TimeoutError" else "exception"
+    return DeadLetter(
+        source_ref=source_ref,
+        source_kind=kind,
+        url=url,
+        stage=stage,
+        reason=reason,
+        error_type=type_name,
+        error_message=str(exc_repr)[:2000],
+        excerpt=excerpt,
+    )
+
+
+class _SplitRejections(beam.DoFn):
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.passed = Metrics.counter(stage, "passed")
+        self.rejected = Metrics.counter(stage, "rejected")
+
+    def process(self, element: Any) -> Iterable[Any]:
+        if isinstance(element, DeadLetter):
+            self.rejected.inc()
+            Metrics.counter(self.stage, f"reason:{element.reason}").inc()
+            yield pvalue.TaggedOutput(DEAD, element)
+        else:
+            self.passed.inc()
+            yield element
+
+
+class _CountFailure(beam.DoFn):
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.failed = Metrics.counter(stage, "failed")
+
+    def process(self, bad: Any) -> Iterable[DeadLetter]:
+        self.failed.inc()
+        dead = failure(self.stage, bad)
+        Metrics.counter(self.stage, f"reason:{dead.reason}").inc()
+        yield dead
+
+
+class ApplyStage(beam.PTransform):
+    """Run ``dofn`` as stage ``stage``; returns ``(records, dead_letters)``.
+
+    The DoFn yields records and ``DeadLetter`` rejections; an exception (or a timeout, when
+    ``timeout`` seconds are given) turns into a dead letter with reason ``exception``/``timeout``.
+    """
+
+    def __init__(self, stage: str, dofn: beam.DoFn, timeout: float | None = None):
+        super().__init__(label=None)
+        if not stage:
+            raise ValueError("stage needs a name")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        self.stage = stage
+        self.dofn = dofn
+        self.timeout = timeout
+
+    def expand(self, pcoll):  # type: ignore[no-untyped-def]
+        good, bad = pcoll | "Process" >> beam.ParDo(self.dofn).with_exception_handling(
+            timeout=self.timeout
+        )
+        split = good | "SplitRejections" >> beam.ParDo(_SplitRejections(self.stage)).with_outputs(
+            DEAD, main=OK
+        )
+        failed = bad | "ToDeadLetters" >> beam.ParDo(_CountFailure(self.stage))
+        dead = (split[DEAD], failed) | "MergeDeadLetters" >> beam.Flatten()
+        return split[OK], dead
