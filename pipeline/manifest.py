@@ -18,7 +18,10 @@ MANIFESTS = "_manifests"
 
 def table_counts(files: dict[str, list[str]]) -> dict[str, int]:
     """Rows per table, read from the Parquet footers of the committed files."""
-    return {name: sum(pq.ParquetFile(p).metadata.num_rows for p in paths) for name, paths in files.items()}
+    return {
+        name: sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+        for name, paths in files.items()
+    }
 
 
 def dead_letter_reasons(paths: list[str]) -> dict[str, int]:
@@ -26,7 +29,9 @@ def dead_letter_reasons(paths: list[str]) -> dict[str, int]:
     counts: collections.Counter[str] = collections.Counter()
     for path in paths:
         table = pq.read_table(path, columns=["stage", "reason"])
-        for stage, reason in zip(table.column("stage").to_pylist(), table.column("reason").to_pylist()):
+        for stage, reason in zip(
+            table.column("stage").to_pylist(), table.column("reason").to_pylist(), strict=True
+        ):
             counts[f"{stage}/{reason}"] += 1
     return dict(counts.most_common())
 
@@ -54,7 +59,11 @@ def write_manifest(output: str, manifest: dict[str, Any]) -> str:
 
 
 def read_manifest(output: str, run_id: str | None = None) -> dict[str, Any]:
-    path = os.path.join(output, MANIFESTS, f"{run_id}.json") if run_id else os.path.join(output, MANIFEST)
+    path = (
+        os.path.join(output, MANIFESTS, f"{run_id}.json")
+        if run_id
+        else os.path.join(output, MANIFEST)
+    )
     with open(path, encoding="utf-8") as fh:
         data: dict[str, Any] = json.load(fh)
     return data

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 SCHEMA_VERSION = "1.0.0"
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 # Dedup kinds (the values of ``duplicates.dedup_kind``).
 DEDUP_URL = "url"
@@ -151,20 +151,49 @@ _TS = pa.timestamp("us", tz="UTC")
 _STRLIST = pa.list_(pa.string())
 
 ARTICLE_FIELDS: list[pa.Field] = [
-    _field("article_id", pa.string(), "Stable id: hash of the canonical URL, else of the source and text.", False),
-    _field("source_kind", pa.string(), "text | html | feed | warc: how the document entered the pipeline.", False),
-    _field("source_ref", pa.string(), "The input path, URL or WARC record the document came from.", False),
+    _field(
+        "article_id",
+        pa.string(),
+        "Stable id: hash of the canonical URL, else of the source and text.",
+        False,
+    ),
+    _field(
+        "source_kind",
+        pa.string(),
+        "text | html | feed | warc: how the document entered the pipeline.",
+        False,
+    ),
+    _field(
+        "source_ref",
+        pa.string(),
+        "The input path, URL or WARC record the document came from.",
+        False,
+    ),
     _field("url", pa.string(), "The article URL as found (feed link, WARC target URI, page URL)."),
-    _field("canonical_url", pa.string(), "Canonicalized URL (tracking parameters and fragment removed)."),
+    _field(
+        "canonical_url",
+        pa.string(),
+        "Canonicalized URL (tracking parameters and fragment removed).",
+    ),
     _field("title", pa.string(), "Article title without a site or section suffix."),
-    _field("section", pa.string(), "Section or category suffix split off the title, e.g. 'International'."),
-    _field("text", pa.string(), "Cleaned article body, paragraphs separated by a blank line.", False),
-    _field("published_at", _TS, "Publication time in UTC; null when the document gives no evidence."),
+    _field(
+        "section",
+        pa.string(),
+        "Section or category suffix split off the title, e.g. 'International'.",
+    ),
+    _field(
+        "text", pa.string(), "Cleaned article body, paragraphs separated by a blank line.", False
+    ),
+    _field(
+        "published_at", _TS, "Publication time in UTC; null when the document gives no evidence."
+    ),
     _field("dateline", pa.string(), "Place line that opens the article, e.g. 'BRUSSELS'."),
     _field("publisher", pa.string(), "Outlet that wrote the article (e.g. Ukrinform)."),
     _field("distributor", pa.string(), "Outlet or agency that distributed it (e.g. MENAFN)."),
     _field("authors", _STRLIST, "Author names.", False),
-    _field("credits", _STRLIST, "Photo, video and mandatory-credit lines moved out of the text.", False),
+    _field(
+        "credits", _STRLIST, "Photo, video and mandatory-credit lines moved out of the text.", False
+    ),
     _field("language", pa.string(), "ISO 639-1 language code of the text."),
     _field("site_name", pa.string(), "Site name from page metadata."),
     _field("image_url", pa.string(), "Lead image URL from page or feed metadata."),
@@ -183,11 +212,21 @@ ARTICLE_FIELDS: list[pa.Field] = [
 DUPLICATE_EXTRA_FIELDS: list[pa.Field] = [
     _field("duplicate_of", pa.string(), "article_id of the kept article this row copies.", False),
     _field("dedup_kind", pa.string(), "url | exact | near: how the copy was recognised.", False),
-    _field("similarity", pa.float64(), "Estimated Jaccard similarity to the kept article (1.0 for url/exact).", False),
+    _field(
+        "similarity",
+        pa.float64(),
+        "Estimated Jaccard similarity to the kept article (1.0 for url/exact).",
+        False,
+    ),
 ]
 
 DEAD_LETTER_FIELDS: list[pa.Field] = [
-    _field("dead_letter_id", pa.string(), "Stable id of the failure: source, URL, stage and reason.", False),
+    _field(
+        "dead_letter_id",
+        pa.string(),
+        "Stable id of the failure: source, URL, stage and reason.",
+        False,
+    ),
     _field("source_ref", pa.string(), "The input path, URL or record that failed.", False),
     _field("source_kind", pa.string(), "Kind of the input, when known."),
     _field("url", pa.string(), "URL of the document, when known."),

@@ -63,12 +63,14 @@ def validate_table(table: pa.Table, name: str) -> None:
 
 def write_parquet(table: pa.Table, name: str, path: str) -> None:
     """Write ``table`` to ``path`` through a temporary name; read it back and validate first."""
+    validate_table(table, name)
     tmp = f"{path}.tmp-{os.getpid()}"
-    pq.write_table(table, tmp, compression=COMPRESSION)
     try:
+        pq.write_table(table, tmp, compression=COMPRESSION)
         validate_table(pq.read_table(tmp), name)
-    except Exception:
-        os.remove(tmp)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
         raise
     os.replace(tmp, path)
 
@@ -90,7 +92,9 @@ class _WriteShard(beam.DoFn):
         self.directory = directory
         self.run_id = run_id
 
-    def process(self, keyed: tuple[int, Iterable[dict[str, Any]]]) -> Iterable[tuple[str, str, int]]:
+    def process(
+        self, keyed: tuple[int, Iterable[dict[str, Any]]]
+    ) -> Iterable[tuple[str, str, int]]:
         shard, rows = keyed
         yield write_shard(self.name, list(rows), self.directory, self.run_id, shard)
 

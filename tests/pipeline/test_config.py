@@ -1,0 +1,67 @@
+"""Config: packaged defaults agree with the dataclasses; overlays; eager validation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pipeline import config
+from pipeline.config import Config, ConfigError
+
+
+def test_default_yaml_states_exactly_the_dataclass_defaults():
+    assert config.load() == Config()
+
+
+def test_default_yaml_covers_every_section_and_key():
+    data = config.read_yaml(config.DEFAULT_CONFIG)
+
+    def keys(cls, prefix=""):
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(f.type) or dataclasses.is_dataclass(f.default):
+                yield from keys(type(f.default), f"{prefix}{f.name}.")
+            else:
+                yield f"{prefix}{f.name}"
+
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}"
+
+    assert set(flat(data)) == set(keys(Config))
+
+
+def test_user_file_and_overrides_overlay_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("output:\n  shards: 3\nrunner:\n  workers: 2\n")
+    cfg = config.load(path, {"runner": {"workers": 4}})
+    assert cfg.output.shards == 3
+    assert cfg.runner.workers == 4
+    assert cfg.output.path == Config().output.path
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("nope: 1\n", "unknown config key: nope"),
+        ("read:\n  max_bytes: lots\n", "read.max_bytes: expected int"),
+        ("runner:\n  name: spark\n", "unknown runner"),
+        ("runner:\n  workers: 0\n", "runner.workers"),
+        ("inputs: seeds\n", "inputs: expected a list"),
+        ("- a\n- b\n", "mapping at the top level"),
+        ("a: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_configs_fail_eagerly_naming_the_key(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        config.load(path)
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Config().runner.workers = 3  # type: ignore[misc]

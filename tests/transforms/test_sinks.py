@@ -1,0 +1,104 @@
+"""Parquet shards written from process(), validated, staged and committed per run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+
+from transforms import schema, sinks
+from transforms.schema import Article
+
+DAY = dt.date(2026, 1, 2)
+T0 = dt.datetime(2026, 1, 2, tzinfo=schema.UTC)
+
+
+def _row(i: int) -> dict:
+    article = Article(
+        article_id=f"id{i:03d}",
+        source_kind="text",
+        source_ref=f"f{i}.txt",
+        text=f"text {i}",
+        ingested_at=T0,
+        run_id="r1",
+        pipeline_version="t",
+    )
+    return schema.article_row(article)
+
+
+def test_shard_of_is_stable_and_in_range():
+    shards = [sinks.shard_of(f"id{i}", 4) for i in range(200)]
+    assert shards == [sinks.shard_of(f"id{i}", 4) for i in range(200)]
+    assert set(shards) == {0, 1, 2, 3}
+
+
+def test_write_table_writes_every_row_once_across_shards(tmp_path):
+    rows = [_row(i) for i in range(50)]
+    with TestPipeline() as p:
+        p | beam.Create(rows) | sinks.WriteTable("articles", str(tmp_path), "r1", lambda r: r, 3)
+    files = sorted((tmp_path / "_staging" / "r1" / "articles").glob("*.parquet"))
+    assert 1 <= len(files) <= 3
+    ids = [i for f in files for i in pq.read_table(f).column("article_id").to_pylist()]
+    assert sorted(ids) == [r["article_id"] for r in rows]
+    # sorted within each shard: deterministic files
+    for f in files:
+        col = pq.read_table(f).column("article_id").to_pylist()
+        assert col == sorted(col)
+    assert pq.ParquetFile(files[0]).metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_validation_rejects_duplicate_ids_and_missing_required_values(tmp_path):
+    with pytest.raises(sinks.OutputValidationError, match="not unique"):
+        sinks.write_shard("articles", [_row(1), _row(1)], str(tmp_path), "r", 0)
+    bad = _row(2)
+    bad["run_id"] = None
+    with pytest.raises(sinks.OutputValidationError, match="run_id"):
+        sinks.write_shard("articles", [bad], str(tmp_path), "r", 0)
+    assert not list(tmp_path.glob("*"))  # nothing left behind, not even a temp file
+
+
+def test_commit_moves_staged_files_and_replaces_the_same_run(tmp_path):
+    out = str(tmp_path)
+    stage = os.path.join(sinks.staging_dir(out, "r1"), "articles")
+    sinks.write_shard("articles", [_row(1), _row(2)], stage, "r1", 0)
+    sinks.write_shard("articles", [_row(3)], stage, "r1", 1)
+    # nothing is visible before the commit
+    assert sinks.committed_files(out, "articles") == []
+    files = sinks.commit_run(out, "r1", DAY)
+    assert len(files["articles"]) == 2
+    assert all("ingest_date=2026-01-02" in f for f in files["articles"])
+    # empty tables still get a file with their schema
+    (dups,) = files["duplicates"]
+    assert pq.read_table(dups).num_rows == 0
+    assert pq.read_schema(dups).names == schema.DUPLICATES_SCHEMA.names
+    assert not os.path.exists(os.path.join(out, sinks.STAGING))
+
+    # a second attempt of the same run with fewer shards replaces, never adds
+    sinks.prepare_run(out, "r1")
+    sinks.write_shard("articles", [_row(9)], stage, "r1", 0)
+    sinks.commit_run(out, "r1", DAY)
+    committed = sinks.committed_files(out, "articles", "r1")
+    assert len(committed) == 1
+    assert pq.read_table(committed[0]).column("article_id").to_pylist() == ["id009"]
+
+
+def test_commit_leaves_other_runs_alone(tmp_path):
+    out = str(tmp_path)
+    for run in ("r1", "r2"):
+        stage = os.path.join(sinks.staging_dir(out, run), "articles")
+        sinks.write_shard("articles", [_row(1)], stage, run, 0)
+        sinks.commit_run(out, run, DAY)
+    assert len(sinks.committed_files(out, "articles")) == 2
+
+
+def test_write_table_checks_arguments():
+    with pytest.raises(ValueError):
+        sinks.WriteTable("nope", "o", "r", dict)
+    with pytest.raises(ValueError):
+        sinks.WriteTable("articles", "o", "r", dict, shards=0)
+    with pytest.raises(ValueError):
+        sinks.WriteTable("articles", "o", "", dict)

@@ -1,0 +1,83 @@
+"""ApplyStage: rejections and exceptions both become dead letters; records pass; counters count."""
+
+from __future__ import annotations
+
+import time
+
+import apache_beam as beam
+import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from transforms.schema import Article
+from transforms.stage import ApplyStage, describe, failure, rejection
+
+
+class _Judge(beam.DoFn):
+    def process(self, article):
+        if article.text == "boom":
+            raise RuntimeError("kaboom")
+        if article.text == "slow":
+            time.sleep(5)
+        if not article.text:
+            yield rejection(article, "judge", "empty_text")
+            return
+        yield article
+
+
+def _a(ref, text):
+    return Article(article_id=ref, source_kind="text", source_ref=ref, text=text)
+
+
+def test_apply_stage_routes_records_rejections_and_failures():
+    p = TestPipeline()
+    good, dead = (
+        p
+        | beam.Create([_a("ok", "fine"), _a("e", ""), _a("x", "boom")])
+        | ApplyStage("judge", _Judge())
+    )
+    assert_that(good | "Ids" >> beam.Map(lambda a: a.article_id), equal_to(["ok"]), label="good")
+    assert_that(
+        dead | "Why" >> beam.Map(lambda d: (d.source_ref, d.stage, d.reason, d.error_type)),
+        equal_to([("e", "judge", "empty_text", None), ("x", "judge", "exception", "RuntimeError")]),
+        label="dead",
+    )
+    result = p.run()
+    result.wait_until_finish()
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query(MetricsFilter().with_namespace("judge"))["counters"]
+    }
+    assert counters["passed"] == 1
+    assert counters["rejected"] == 1
+    assert counters["failed"] == 1
+
+
+def test_apply_stage_times_out_a_slow_element():
+    with TestPipeline() as p:
+        good, dead = (
+            p
+            | beam.Create([_a("s", "slow"), _a("ok", "fine")])
+            | ApplyStage("judge", _Judge(), timeout=0.5)
+        )
+        assert_that(good | "Ids" >> beam.Map(lambda a: a.article_id), equal_to(["ok"]), label="g")
+        assert_that(
+            dead | "Why" >> beam.Map(lambda d: (d.source_ref, d.reason)),
+            equal_to([("s", "timeout")]),
+            label="d",
+        )
+
+
+def test_apply_stage_checks_arguments():
+    with pytest.raises(ValueError):
+        ApplyStage("", _Judge())
+    with pytest.raises(ValueError):
+        ApplyStage("x", _Judge(), timeout=0)
+
+
+def test_failure_keeps_source_and_message():
+    dead = failure("s", (_a("ref", "t"), (ValueError, "ValueError('bad')", None)))
+    assert (dead.source_ref, dead.error_type, dead.reason) == ("ref", "ValueError", "exception")
+    assert "bad" in dead.error_message
+    assert describe("plain/path.txt")[0] == "plain/path.txt"
