@@ -516,29 +516,56 @@ def extract(raw: RawDocument, options: ExtractOptions | None = None) -> Article 
     return extract_text(raw)
 
 
+ISOLATIONS = ("subprocess", "thread")
+
+
 class _Extract(beam.DoFn):
     def __init__(self, options: ExtractOptions):
         self.options = options
 
     def process(self, raw: RawDocument) -> Iterable[Article | DeadLetter]:
-        result = extract(raw, self.options)
-        if isinstance(result, Article):
-            for rule in result.rules_fired:
-                Metrics.counter(STAGE, f"rule:{rule}").inc()
-        yield result
+        yield extract(raw, self.options)
+
+
+def _count_rules(article: Article) -> Article:
+    # Counted in the calling process: counters incremented inside a subprocess are lost.
+    for rule in article.rules_fired:
+        Metrics.counter(STAGE, f"rule:{rule}").inc()
+    return article
 
 
 class Extract(beam.PTransform):
-    """RawDocument -> (Article, DeadLetter), with a per-document timeout as a backstop."""
+    """RawDocument -> (Article, DeadLetter), with a per-document timeout.
 
-    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S, options: ExtractOptions | None = None):
+    Args:
+        timeout_s: seconds one document may take; then it becomes a dead letter (timeout).
+        options: how HTML is extracted.
+        isolation: ``subprocess`` runs extraction in a child process that is killed when a
+            document times out; ``thread`` uses Beam's thread timeout, which abandons the
+            thread but cannot stop it (cheaper per document, but a runaway page keeps a
+            core busy until it finishes).
+    """
+
+    def __init__(
+        self,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        options: ExtractOptions | None = None,
+        isolation: str = "subprocess",
+    ):
         super().__init__()
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        if isolation not in ISOLATIONS:
+            raise ValueError(f"isolation must be one of {ISOLATIONS}, got {isolation!r}")
         self.timeout_s = timeout_s
         self.options = options or ExtractOptions()
+        self.isolation = isolation
 
     def expand(self, docs):  # type: ignore[no-untyped-def]
-        return docs | "ExtractArticles" >> ApplyStage(
-            STAGE, _Extract(self.options), timeout=self.timeout_s
+        articles, dead = docs | "ExtractArticles" >> ApplyStage(
+            STAGE,
+            _Extract(self.options),
+            timeout=self.timeout_s,
+            use_subprocess=self.isolation == "subprocess",
         )
+        return articles | "CountRules" >> beam.Map(_count_rules), dead
