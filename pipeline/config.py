@@ -32,6 +32,7 @@ class ReadConfig:
 @dataclasses.dataclass(frozen=True)
 class ExtractConfig:
     timeout_s: float = 30.0
+    isolation: str = "subprocess"
     max_elements: int = 50_000
     favor_precision: bool = False
     include_tables: bool = True
@@ -146,6 +147,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"output.shards: must be at least 1, got {cfg.output.shards}")
     if cfg.extract.timeout_s <= 0:
         raise ConfigError("extract.timeout_s: must be positive")
+    if cfg.extract.isolation not in ("subprocess", "thread"):
+        raise ConfigError(
+            f"extract.isolation: one of subprocess, thread; got {cfg.extract.isolation!r}"
+        )
     if cfg.extract.max_elements < 1:
         raise ConfigError("extract.max_elements: must be at least 1")
     density = cfg.extract.max_link_density

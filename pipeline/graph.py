@@ -73,7 +73,7 @@ def build(p: beam.Pipeline, cfg: Config, paths: list[str]) -> Outputs:
         cfg.read.max_bytes
     )
     extracted, extract_dead = read_ok | "Extract" >> Extract(
-        cfg.extract.timeout_s, extract_options(cfg)
+        cfg.extract.timeout_s, extract_options(cfg), cfg.extract.isolation
     )
     cleaned, clean_dead = extracted | "Clean" >> Clean(cfg.clean.min_words)
     normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
