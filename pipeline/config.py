@@ -32,7 +32,7 @@ class ReadConfig:
 @dataclasses.dataclass(frozen=True)
 class ExtractConfig:
     timeout_s: float = 30.0
-    isolation: str = "subprocess"
+    isolation: str = "auto"
     max_elements: int = 50_000
     favor_precision: bool = False
     include_tables: bool = True
@@ -147,10 +147,13 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"output.shards: must be at least 1, got {cfg.output.shards}")
     if cfg.extract.timeout_s <= 0:
         raise ConfigError("extract.timeout_s: must be positive")
-    if cfg.extract.isolation not in ("subprocess", "thread"):
+    if cfg.extract.isolation not in ("auto", "subprocess", "thread"):
         raise ConfigError(
-            f"extract.isolation: one of subprocess, thread; got {cfg.extract.isolation!r}"
+            f"extract.isolation: one of auto, subprocess, thread; got {cfg.extract.isolation!r}"
         )
+    if cfg.extract.isolation == "subprocess" and cfg.runner.name == "dask":
+        # dask's worker processes are daemonic, and those may not start child processes
+        raise ConfigError("extract.isolation: subprocess is not possible on dask; use thread")
     if cfg.extract.max_elements < 1:
         raise ConfigError("extract.max_elements: must be at least 1")
     density = cfg.extract.max_link_density

@@ -67,13 +67,21 @@ def extract_options(cfg: Config) -> ExtractOptions:
     )
 
 
+def extract_isolation(cfg: Config) -> str:
+    """``subprocess`` or ``thread``: ``auto`` is thread on dask (its worker processes are
+    daemonic and may not start children), subprocess elsewhere."""
+    if cfg.extract.isolation != "auto":
+        return cfg.extract.isolation
+    return "thread" if cfg.runner.name == "dask" else "subprocess"
+
+
 def build(p: beam.Pipeline, cfg: Config, paths: list[str]) -> Outputs:
     """Wire the batch graph from a listed set of input paths to the three output tables."""
     read_ok, read_dead = p | "ListedInputs" >> beam.Create(paths) | "Read" >> ReadSources(
         cfg.read.max_bytes
     )
     extracted, extract_dead = read_ok | "Extract" >> Extract(
-        cfg.extract.timeout_s, extract_options(cfg), cfg.extract.isolation
+        cfg.extract.timeout_s, extract_options(cfg), extract_isolation(cfg)
     )
     cleaned, clean_dead = extracted | "Clean" >> Clean(cfg.clean.min_words)
     normalized, normalize_dead = cleaned | "Normalize" >> Normalize()

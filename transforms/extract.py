@@ -18,7 +18,7 @@ One pathological page must not stall a worker, and two measures see to it. Beam'
 benchmarks/extract_timeout.py, the thread of a timed-out 80,000-paragraph page lived on for
 27 s and burned 12 s of CPU after the run had moved on. So (1) extraction runs in a child
 process by default (``isolation="subprocess"``, Beam's ``use_subprocess``), which is killed
-on a timeout, and (2) pages with more than ``max_elements`` HTML elements are rejected before
+on a timeout (not possible in daemonic processes such as dask's workers: use ``thread`` there), and (2) pages with more than ``max_elements`` HTML elements are rejected before
 extraction (trafilatura's time grows faster than linearly with the element count), which keeps
 the cost of a page bounded and the outcome independent of the machine's speed.
 """

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import config
+from pipeline.config import ConfigError
 from pipeline.eval_extraction import (
     PageScore,
     aggregate,
@@ -19,6 +20,7 @@ from pipeline.eval_extraction import (
     score,
     shingle_counts,
 )
+from pipeline.graph import extract_isolation, extract_options
 from tests.conftest import run_cli
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "extract"
@@ -145,3 +147,51 @@ def test_eval_extraction_skips_cleanly_when_the_directory_is_absent(tmp_path):
     assert "skipped" in result.stdout
     assert "ground-truth.json" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_the_extract_config_section_reaches_the_extractor():
+    cfg = config.load(
+        overrides={
+            "extract": {"max_link_density": None, "second_opinion": False, "max_elements": 9}
+        }
+    )
+    options = extract_options(cfg)
+    assert options.max_link_density is None
+    assert options.second_opinion is False
+    assert options.max_elements == 9
+    assert extract_options(config.load()).max_link_density == 0.5
+
+
+@pytest.mark.parametrize(
+    ("runner", "isolation", "expected"),
+    [
+        ("direct", "auto", "subprocess"),
+        ("dask", "auto", "thread"),
+        ("direct", "thread", "thread"),
+        ("dataflow", "subprocess", "subprocess"),
+    ],
+)
+def test_isolation_auto_avoids_subprocesses_on_dask(runner, isolation, expected):
+    cfg = config.load(overrides={"runner": {"name": runner}, "extract": {"isolation": isolation}})
+    assert extract_isolation(cfg) == expected
+
+
+@pytest.mark.parametrize(
+    ("extract", "message"),
+    [
+        ({"max_link_density": 1.5}, "extract.max_link_density"),
+        ({"min_agreement": -0.1}, "extract.min_agreement"),
+        ({"max_elements": 0}, "extract.max_elements"),
+        ({"isolation": "fork"}, "extract.isolation"),
+        ({"second_opinion": "yes"}, "extract.second_opinion"),
+        ({"link_density": 0.5}, "extract.link_density"),
+    ],
+)
+def test_bad_extract_settings_fail_at_load_with_the_key(extract, message):
+    with pytest.raises(ConfigError, match=message):
+        config.load(overrides={"extract": extract})
+
+
+def test_subprocess_isolation_on_dask_is_refused():
+    with pytest.raises(ConfigError, match="not possible on dask"):
+        config.load(overrides={"runner": {"name": "dask"}, "extract": {"isolation": "subprocess"}})
