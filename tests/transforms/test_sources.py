@@ -87,7 +87,7 @@ def test_warc_response_records_become_documents(tmp_path, gzipped):
     assert [d.url for d in docs] == ["https://news.example/harbour", "https://news.example/gzipped"]
     first, second = docs
     assert first.source_kind == "warc"
-    assert first.fetched_at == dt.datetime(2026, 11, 20, 8, 15, tzinfo=dt.timezone.utc)
+    assert first.fetched_at == dt.datetime(2026, 11, 20, 8, 15, tzinfo=dt.UTC)
     assert "Caf\u00e9 owners cheered." in first.content.decode("utf-8")
     assert first.hint("canonical_url") == "https://news.example/harbour"
     assert b"The bridge reopened" in second.content
