@@ -58,6 +58,7 @@ class FetchConfig:
     min_delay_s: float = 1.0
     respect_robots: bool = True
     allow_networks: tuple[str, ...] = ()
+    ca_bundle: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

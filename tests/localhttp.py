@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import gzip
 import http.server
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -120,9 +121,12 @@ class LocalServer(http.server.ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def serving() -> Iterator[LocalServer]:
-    """A ``LocalServer`` answering on a free port of 127.0.0.1 until the block ends."""
+def serving(tls: ssl.SSLContext | None = None) -> Iterator[LocalServer]:
+    """A ``LocalServer`` answering on a free port of 127.0.0.1 until the block ends (over TLS
+    when given a server context)."""
     server = LocalServer()
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
     thread.start()

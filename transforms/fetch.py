@@ -48,6 +48,7 @@ from urllib3.exceptions import (
     HTTPError,
     ProtocolError,
     ReadTimeoutError,
+    SSLError,
 )
 
 from transforms.schema import UTC, DeadLetter, RawDocument
@@ -97,6 +98,7 @@ class FetchPolicy:
         min_delay_s: least time between two requests to one host.
         respect_robots: check robots.txt before fetching a page.
         allow_networks: CIDR blocks (``127.0.0.1/32``) allowed although not public.
+        ca_bundle: PEM file of trusted certificate authorities; None: certifi's bundle.
     """
 
     user_agent: str = "news-ingest/0.1"
@@ -111,6 +113,7 @@ class FetchPolicy:
     min_delay_s: float = 1.0
     respect_robots: bool = True
     allow_networks: tuple[str, ...] = ()
+    ca_bundle: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout_s", "read_timeout_s", "total_timeout_s"):
@@ -473,7 +476,6 @@ class Fetcher:
         self._host_delay: dict[str, float] = {}
         self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
         self._robots: dict[str, urllib.robotparser.RobotFileParser | str] = {}
-        self.requests = 0
 
     def close(self) -> None:
         with self._guard:
@@ -512,7 +514,7 @@ class Fetcher:
                         address,
                         target.port,
                         cert_reqs="CERT_REQUIRED",
-                        ca_certs=certifi.where(),
+                        ca_certs=self.policy.ca_bundle or certifi.where(),
                         server_hostname=target.host,
                         assert_hostname=target.host,
                         maxsize=1,
@@ -529,7 +531,6 @@ class Fetcher:
         host_header = _bracket(target.host) + ("" if target.port == default else f":{target.port}")
         policy = self.policy
         deadline = self._clock() + policy.total_timeout_s
-        self.requests += 1
         try:
             resp = pool.urlopen(
                 "GET",
@@ -546,6 +547,8 @@ class Fetcher:
             )
         except (TimeoutError, ConnectTimeoutError, ReadTimeoutError) as exc:
             raise FetchError("timeout", str(exc), target.url, retryable=True) from exc
+        except SSLError as exc:
+            raise FetchError("tls_error", str(exc), target.url) from exc
         except (HTTPError, OSError) as exc:
             raise FetchError("connection_error", str(exc), target.url, retryable=True) from exc
         resp_headers = {k.lower(): v for k, v in resp.headers.items()}

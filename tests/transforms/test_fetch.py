@@ -467,3 +467,35 @@ def test_fetch_pages_transform(server: LocalServer):
         )
     # The same page asked for twice (the fragment differs) is fetched once.
     assert server.hits["/a"] == 1
+
+
+def test_https_is_pinned_to_the_checked_address_and_verifies_the_host(tmp_path):
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("news.test").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    asked: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    with serving(tls=context) as tls_server:
+        tls_server.routes["/a"] = html_reply(PAGE)
+        port = tls_server.server_address[1]
+        fetcher = Fetcher(policy(ca_bundle=str(bundle), respect_robots=False), resolver=resolver)
+        result = fetcher.fetch(f"https://news.test:{port}/a")
+        assert result.content == PAGE.encode()
+        assert tls_server.headers_of("/a")[0]["Host"] == f"news.test:{port}"
+        assert asked == ["news.test"]
+        # The certificate names news.test, not other.test: the pinned connection still checks.
+        error = fetch_error(fetcher, f"https://other.test:{port}/a")
+        assert error.reason == "tls_error"
+        # Without the test CA, the certificate is not trusted.
+        untrusting = Fetcher(policy(respect_robots=False), resolver=resolver)
+        assert fetch_error(untrusting, f"https://news.test:{port}/a").reason == "tls_error"
