@@ -461,17 +461,43 @@ def load_state(state_dir: str | None, url: str) -> dict[str, Any]:
     return data if isinstance(data, dict) and data.get("url") == url else {}
 
 
-def save_state(state_dir: str | None, url: str, etag: str | None, modified: str | None) -> None:
-    """Remember a feed's validators; written whole under a temporary name, then renamed."""
-    if not state_dir or not (etag or modified):
+def save_state(
+    state_dir: str | None,
+    url: str,
+    etag: str | None,
+    modified: str | None,
+    polled_at: dt.datetime,
+) -> None:
+    """Remember a feed's validators and poll time; written whole under a temporary name,
+    then renamed, so a reader never sees half a file."""
+    if not state_dir:
         return
     os.makedirs(state_dir, exist_ok=True)
     path = state_path(state_dir, url)
     tmp = f"{path}.tmp-{os.getpid()}"
-    body = {"url": url, "etag": etag, "last_modified": modified}
+    body = {
+        "url": url,
+        "etag": etag,
+        "last_modified": modified,
+        "polled_at": polled_at.isoformat(),
+    }
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(body, fh)
     os.replace(tmp, path)
+
+
+# What became of a poll.
+PARSED = "parsed"
+NOT_MODIFIED = "not_modified"
+NOT_DUE = "not_due"
+
+
+def _is_due(state: dict[str, Any], interval_s: float, now: dt.datetime) -> bool:
+    try:
+        last = dt.datetime.fromisoformat(state["polled_at"])
+    except (KeyError, TypeError, ValueError):
+        return True
+    return (now - last).total_seconds() >= interval_s
 
 
 def poll_feed(
@@ -479,8 +505,16 @@ def poll_feed(
     source: FeedSource,
     max_bytes: int,
     state_dir: str | None = None,
-) -> ParsedFeed | None:
-    """Read or fetch one feed and parse it; None when the server says it has not changed.
+    now: dt.datetime | None = None,
+) -> tuple[str, ParsedFeed | None]:
+    """Read or fetch one feed and parse it.
+
+    With a ``state_dir``, a remote feed is polled only when its ``poll_interval`` has passed
+    since the last poll (else ``NOT_DUE``), and conditionally (``If-None-Match`` /
+    ``If-Modified-Since``): an unchanged feed gives ``NOT_MODIFIED``.
+
+    Returns:
+        ``(PARSED, feed)``, ``(NOT_MODIFIED, None)`` or ``(NOT_DUE, None)``.
 
     Raises:
         FetchError: the fetch failed or was refused.
@@ -488,9 +522,12 @@ def poll_feed(
         OSError, ValueError: a local feed file cannot be read.
     """
     if not source.is_remote:
-        return parse_feed(read_capped(source.url, max_bytes), source.url, None, source)
+        return PARSED, parse_feed(read_capped(source.url, max_bytes), source.url, None, source)
     assert fetcher is not None
+    now = now or dt.datetime.now(UTC)
     state = load_state(state_dir, source.url)
+    if state and not _is_due(state, source.poll_interval_s, now):
+        return NOT_DUE, None
     result = fetcher.fetch(
         source.url,
         etag=state.get("etag"),
@@ -498,10 +535,13 @@ def poll_feed(
         accept=FEED_ACCEPT,
     )
     if result.not_modified:
-        return None
+        etag = result.etag or state.get("etag")
+        modified = result.last_modified or state.get("last_modified")
+        save_state(state_dir, source.url, etag, modified, now)
+        return NOT_MODIFIED, None
     parsed = parse_feed(result.content, result.final_url, result.content_type, source)
-    save_state(state_dir, source.url, result.etag, result.last_modified)
-    return parsed
+    save_state(state_dir, source.url, result.etag, result.last_modified, now)
+    return PARSED, parsed
 
 
 def _feed_dead(source: FeedSource, reason: str, message: str, exc_type: str) -> DeadLetter:
@@ -526,7 +566,6 @@ class _PollHostFeeds(beam.DoFn):
         self.max_bytes = max_bytes
         self.max_entries = max_entries
         self.state_dir = state_dir
-        self.not_modified = Metrics.counter(STAGE, "not_modified")
         self.bozo = Metrics.counter(STAGE, "bozo")
         self.entries = Metrics.counter(STAGE, "entries")
         self.fetcher: Fetcher | None = None
@@ -542,7 +581,7 @@ class _PollHostFeeds(beam.DoFn):
         _host, sources = keyed
         for source in sorted(set(sources), key=lambda s: s.url):
             try:
-                parsed = poll_feed(self.fetcher, source, self.max_bytes, self.state_dir)
+                status, parsed = poll_feed(self.fetcher, source, self.max_bytes, self.state_dir)
             except (FetchError, FeedError) as exc:
                 yield _feed_dead(source, exc.reason, exc.message, type(exc).__name__)
                 continue
@@ -551,7 +590,7 @@ class _PollHostFeeds(beam.DoFn):
                 yield _feed_dead(source, reason, str(exc), type(exc).__name__)
                 continue
             if parsed is None:
-                self.not_modified.inc()
+                Metrics.counter(STAGE, status).inc()
                 continue
             if parsed.bozo:
                 self.bozo.inc()

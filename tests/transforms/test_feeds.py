@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import textwrap
 from collections.abc import Iterator
@@ -13,6 +14,9 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from tests.localhttp import LocalServer, Reply, serving
 from transforms.feeds import (
+    NOT_DUE,
+    NOT_MODIFIED,
+    PARSED,
     EntriesToWork,
     FeedError,
     FeedSource,
@@ -338,22 +342,30 @@ def policy(**kw) -> FetchPolicy:
     return FetchPolicy(**base)
 
 
-def test_conditional_get_with_a_state_folder(server: LocalServer, tmp_path):
+def test_conditional_get_and_poll_interval_with_a_state_folder(server: LocalServer, tmp_path):
     def feed(handler) -> Reply:
         if handler.headers.get("If-None-Match") == '"rev1"':
             return Reply(304)
         return Reply(body=RSS20, headers={"ETag": '"rev1"', "Content-Type": "application/rss+xml"})
 
     server.routes["/feed.xml"] = feed
-    source = FeedSource(url=server.url("/feed.xml"))
+    source = FeedSource(url=server.url("/feed.xml"), poll_interval_s=600)
     fetcher = Fetcher(policy())
     state = str(tmp_path / "state")
-    first = poll_feed(fetcher, source, 10_000, state)
-    assert first is not None and len(first.entries) == 2
-    assert poll_feed(fetcher, source, 10_000, state) is None
+    t0 = dt.datetime(2026, 11, 22, 6, 0, tzinfo=dt.UTC)
+    status, first = poll_feed(fetcher, source, 10_000, state, now=t0)
+    assert status == PARSED and len(first.entries) == 2
+    # Within the poll interval the feed is not asked at all.
+    later = t0 + dt.timedelta(minutes=5)
+    assert poll_feed(fetcher, source, 10_000, state, now=later) == (NOT_DUE, None)
+    assert server.hits["/feed.xml"] == 1
+    # Once due, it is asked conditionally and the server says nothing changed.
+    due = t0 + dt.timedelta(minutes=11)
+    assert poll_feed(fetcher, source, 10_000, state, now=due) == (NOT_MODIFIED, None)
     assert server.headers_of("/feed.xml")[1]["If-None-Match"] == '"rev1"'
     # Without a state folder every poll is a full GET.
-    assert poll_feed(fetcher, source, 10_000, None) is not None
+    assert poll_feed(fetcher, source, 10_000, None, now=later)[0] == PARSED
+    assert "If-None-Match" not in server.headers_of("/feed.xml")[2]
 
 
 def test_poll_feeds_and_entries_to_work(server: LocalServer, tmp_path):
