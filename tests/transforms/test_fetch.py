@@ -223,8 +223,10 @@ def test_fetches_a_page_with_the_configured_user_agent(server: LocalServer):
 def test_loopback_is_refused_without_the_allowlist(server: LocalServer):
     server.routes["/a"] = html_reply(PAGE)
     fetcher = Fetcher(policy(allow_networks=()))
-    for url in (server.url("/a"), server.url("/a").replace("127.0.0.1", "localhost")):
-        assert fetch_error(fetcher, url).reason == "blocked_address"
+    # The check runs on resolved addresses, so other spellings of loopback are caught too.
+    for host in ("127.0.0.1", "localhost", "2130706433", "0x7f000001", "127.1"):
+        url = server.url("/a").replace("127.0.0.1", host)
+        assert fetch_error(fetcher, url).reason == "blocked_address", host
     assert server.hits["/a"] == 0
     assert server.hits["/robots.txt"] == 0
 
