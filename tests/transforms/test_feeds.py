@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 import pytest
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -380,40 +381,49 @@ def test_poll_feeds_and_entries_to_work(server: LocalServer, tmp_path):
         FeedSource(url=str(local)),
         FeedSource(url=str(tmp_path / "absent.xml")),
     ]
-    with test_pipeline.TestPipeline() as p:
-        found, dead = p | beam.Create(sources) | PollFeeds(policy(), 100_000)
-        work, no_link = found | EntriesToWork(fetch_pages=True)
-        assert_that(
-            work
-            | "Links"
-            >> beam.Map(lambda r: (type(r).__name__, r.url, dict(r.hints).get("publisher"))),
-            equal_to(
-                [
-                    (
-                        "PageRequest",
-                        "http://news.example/2026/storm.html?utm_source=rss",
-                        "Example",
-                    ),
-                    # Relative links resolve against the feed's own URL.
-                    ("PageRequest", server.url("/2026/relative.html"), "Example"),
-                    ("PageRequest", "http://bozo.example/first", None),
-                    ("PageRequest", "http://bozo.example/second", None),
-                ]
-            ),
-            label="Requests",
-        )
-        assert_that(
-            dead | "Reasons" >> beam.Map(lambda d: (d.stage, d.reason, d.source_ref)),
-            equal_to(
-                [
-                    ("feeds", "xml_entities", server.url("/bomb")),
-                    ("feeds", "http_404", server.url("/missing")),
-                    ("feeds", "unreadable", str(tmp_path / "absent.xml")),
-                ]
-            ),
-            label="DeadFeeds",
-        )
-        assert_that(no_link, equal_to([]), label="NoLinkless")
+    p = test_pipeline.TestPipeline()
+    found, dead = p | beam.Create(sources) | PollFeeds(policy(), 100_000)
+    work, no_link = found | EntriesToWork(fetch_pages=True)
+    assert_that(
+        work
+        | "Links" >> beam.Map(lambda r: (type(r).__name__, r.url, dict(r.hints).get("publisher"))),
+        equal_to(
+            [
+                (
+                    "PageRequest",
+                    "http://news.example/2026/storm.html?utm_source=rss",
+                    "Example",
+                ),
+                # Relative links resolve against the feed's own URL.
+                ("PageRequest", server.url("/2026/relative.html"), "Example"),
+                ("PageRequest", "http://bozo.example/first", None),
+                ("PageRequest", "http://bozo.example/second", None),
+            ]
+        ),
+        label="Requests",
+    )
+    assert_that(
+        dead | "Reasons" >> beam.Map(lambda d: (d.stage, d.reason, d.source_ref)),
+        equal_to(
+            [
+                ("feeds", "xml_entities", server.url("/bomb")),
+                ("feeds", "http_404", server.url("/missing")),
+                ("feeds", "unreadable", str(tmp_path / "absent.xml")),
+            ]
+        ),
+        label="DeadFeeds",
+    )
+    assert_that(no_link, equal_to([]), label="NoLinkless")
+    result = p.run()
+    result.wait_until_finish()
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query(MetricsFilter())["counters"]
+        if c.key.metric.namespace == "feeds"
+    }
+    assert counters["bozo"] == 1
+    assert counters["entries"] == 4
+    assert counters["reason:xml_entities"] == 1
 
 
 def test_entries_without_links_or_content_are_dead_letters():
