@@ -12,6 +12,8 @@ import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.localhttp import LocalServer, Reply, serving
 from transforms.feeds import (
@@ -446,3 +448,17 @@ def test_entries_without_links_or_content_are_dead_letters():
             equal_to(["no_content"]),
             label="NoContent",
         )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.binary(max_size=2000)
+    | st.sampled_from([RSS20, ATOM10, JSON11, BOZO_RSS]).map(lambda b: b[: len(b) // 2])
+)
+def test_any_bytes_parse_or_raise_feed_error(content):
+    try:
+        parsed = parse_feed(content, BASE)
+    except FeedError as exc:
+        assert exc.reason in ("bad_feed", "xml_entities")
+    else:
+        assert all(e.link is None or e.link.startswith("http") for e in parsed.entries)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import threading
+import urllib.parse
 import zlib
 from collections.abc import Iterator
 
@@ -12,6 +13,8 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.localhttp import LocalServer, Reply, gzip_reply, html_reply, serving
 from transforms.fetch import (
@@ -29,6 +32,7 @@ from transforms.fetch import (
     parse_target,
     read_body,
     retry_after_s,
+    to_utf8,
 )
 from transforms.schema import DeadLetter, RawDocument
 
@@ -501,3 +505,35 @@ def test_https_is_pinned_to_the_checked_address_and_verifies_the_host(tmp_path):
         # Without the test CA, the certificate is not trusted.
         untrusting = Fetcher(policy(respect_robots=False), resolver=resolver)
         assert fetch_error(untrusting, f"https://news.test:{port}/a").reason == "tls_error"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["http", "https", "HTTP"]),
+    st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,10}(\.[A-Za-z]{2,5}){1,2}", fullmatch=True),
+    st.lists(st.from_regex(r"[a-z0-9_]{1,8}", fullmatch=True), max_size=3),
+    st.dictionaries(
+        st.sampled_from(["id", "utm_source", "page", "fbclid", "q"]),
+        st.from_regex(r"[a-z0-9]{1,5}", fullmatch=True),
+        max_size=3,
+    ),
+    st.text(alphabet="abc", max_size=3),
+)
+def test_canonicalize_url_is_idempotent(scheme, host, path, query, fragment):
+    url = f"{scheme}://{host}/{'/'.join(path)}?{'&'.join(f'{k}={v}' for k, v in query.items())}"
+    url += f"#{fragment}" if fragment else ""
+    once = canonicalize_url(url)
+    assert once is not None and "#" not in once and "utm_source" not in once
+    assert urllib.parse.urlsplit(once).hostname == host.lower()
+    assert canonicalize_url(once) == once
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=3000),
+    st.sampled_from([None, "text/html; charset=utf-8", "text/html; charset=bogus"]),
+)
+def test_any_bytes_become_utf8(content, content_type):
+    body, charset = to_utf8(content, content_type)
+    body.decode("utf-8")
+    assert charset
