@@ -476,6 +476,8 @@ class Fetcher:
         self._host_delay: dict[str, float] = {}
         self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
         self._robots: dict[str, urllib.robotparser.RobotFileParser | str] = {}
+        # Hosts that asked (Retry-After) to wait longer than max_backoff_s: until, reason.
+        self._refused_until: dict[str, tuple[float, str]] = {}
 
     def close(self) -> None:
         with self._guard:
@@ -593,6 +595,9 @@ class Fetcher:
 
     def _request(self, target: Target, headers: dict[str, str]) -> _Response:
         policy = self.policy
+        refused = self._refused_until.get(target.host)
+        if refused is not None and refused[0] > self._clock():
+            raise FetchError(refused[1], "the host asked to wait past max_backoff_s", target.url)
         attempt = 0
         while True:
             error: FetchError | None = None
@@ -606,22 +611,22 @@ class Fetcher:
                     error = exc
             if resp is not None and resp.status not in RETRY_STATUSES:
                 return resp
+            asked = retry_after_s(resp.headers.get("retry-after")) if resp is not None else None
+            if resp is not None and asked is not None:
+                # The server's wish holds for the host's next requests too, retried or not.
+                self._hold_host(target.host, min(asked, policy.max_backoff_s))
+                if asked > policy.max_backoff_s:
+                    reason = f"http_{resp.status}"
+                    self._refused_until[target.host] = (self._clock() + asked, reason)
+                    raise FetchError(
+                        reason, f"Retry-After {asked:.0f}s exceeds max_backoff_s", target.url
+                    )
             if attempt >= policy.retries:
                 if error is not None:
                     raise error
                 assert resp is not None
                 return resp
-            wait = policy.backoff_s * (2**attempt)
-            if resp is not None:
-                asked = retry_after_s(resp.headers.get("retry-after"))
-                if asked is not None:
-                    if asked > policy.max_backoff_s:
-                        raise FetchError(
-                            f"http_{resp.status}",
-                            f"Retry-After {asked:.0f}s exceeds max_backoff_s",
-                            target.url,
-                        )
-                    wait = max(wait, asked)
+            wait = max(policy.backoff_s * (2**attempt), asked or 0.0)
             self._hold_host(target.host, min(wait, policy.max_backoff_s))
             attempt += 1
 

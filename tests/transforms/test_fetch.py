@@ -275,17 +275,29 @@ def test_503_with_retry_after_is_retried_after_the_wait(server: LocalServer):
 
 
 def test_429_gives_up_after_the_retries(server: LocalServer):
-    server.routes["/limited"] = Reply(429, headers={"Retry-After": "0"})
-    error = fetch_error(Fetcher(policy(retries=2)), server.url("/limited"))
+    server.routes["/limited"] = Reply(429, headers={"Retry-After": "2"})
+    sleep = RecordingSleep()
+    fetcher = Fetcher(policy(retries=2, respect_robots=False), sleep=sleep)
+    error = fetch_error(fetcher, server.url("/limited"))
     assert error.reason == "http_429"
     assert server.hits["/limited"] == 3
+    assert len(sleep.waits) == 2
+    # The last Retry-After still holds the host's next request back.
+    server.routes["/next"] = html_reply(PAGE)
+    fetcher.fetch(server.url("/next"))
+    assert len(sleep.waits) == 3 and sleep.waits[-1] > 1.0
 
 
 def test_a_retry_after_beyond_the_cap_ends_the_fetch_at_once(server: LocalServer):
     server.routes["/later"] = Reply(503, headers={"Retry-After": "3600"})
-    error = fetch_error(Fetcher(policy(max_backoff_s=10)), server.url("/later"))
+    server.routes["/other"] = html_reply(PAGE)
+    fetcher = Fetcher(policy(max_backoff_s=10, respect_robots=False))
+    error = fetch_error(fetcher, server.url("/later"))
     assert error.reason == "http_503"
     assert server.hits["/later"] == 1
+    # The rest of the host's pages are not asked for while it wants to be left alone.
+    assert fetch_error(fetcher, server.url("/other")).reason == "http_503"
+    assert server.hits["/other"] == 0
 
 
 def test_5xx_is_retried_with_backoff(server: LocalServer):
