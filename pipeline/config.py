@@ -15,6 +15,9 @@ from typing import Any
 
 import yaml
 
+from transforms.feeds import FeedSource, feed_source
+from transforms.fetch import FetchPolicy
+
 HOME = Path(os.environ.get("NEWS_INGEST_HOME", Path(__file__).resolve().parents[1]))
 CONFIG_DIR = HOME / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
@@ -32,11 +35,48 @@ class ReadConfig:
 @dataclasses.dataclass(frozen=True)
 class ExtractConfig:
     timeout_s: float = 30.0
+    isolation: str = "auto"
+    max_elements: int = 50_000
+    favor_precision: bool = False
+    include_tables: bool = True
+    drop_title_block: bool = True
+    max_link_density: float | None = 0.5
+    second_opinion: bool = True
+    min_agreement: float = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
 class CleanConfig:
     min_words: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchConfig:
+    """HTTP fetching of feeds and pages (see transforms.fetch.FetchPolicy)."""
+
+    user_agent: str = "news-ingest/0.1"
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0
+    total_timeout_s: float = 60.0
+    max_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    retries: int = 2
+    backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
+    min_delay_s: float = 1.0
+    respect_robots: bool = True
+    allow_networks: tuple[str, ...] = ()
+    ca_bundle: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedsConfig:
+    """Feeds polled by a run, besides feed files and feeds lists given as inputs."""
+
+    sources: tuple[Any, ...] = ()
+    fetch_pages: bool = True
+    max_entries: int = 1000
+    state_dir: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +97,8 @@ class Config:
     read: ReadConfig = ReadConfig()
     extract: ExtractConfig = ExtractConfig()
     clean: CleanConfig = CleanConfig()
+    fetch: FetchConfig = FetchConfig()
+    feeds: FeedsConfig = FeedsConfig()
     output: OutputConfig = OutputConfig()
     runner: RunnerConfig = RunnerConfig()
 
@@ -139,11 +181,47 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"output.shards: must be at least 1, got {cfg.output.shards}")
     if cfg.extract.timeout_s <= 0:
         raise ConfigError("extract.timeout_s: must be positive")
+    if cfg.extract.isolation not in ("auto", "subprocess", "thread"):
+        raise ConfigError(
+            f"extract.isolation: one of auto, subprocess, thread; got {cfg.extract.isolation!r}"
+        )
+    if cfg.extract.isolation == "subprocess" and cfg.runner.name == "dask":
+        # dask's worker processes are daemonic, and those may not start child processes
+        raise ConfigError("extract.isolation: subprocess is not possible on dask; use thread")
+    if cfg.extract.max_elements < 1:
+        raise ConfigError("extract.max_elements: must be at least 1")
+    density = cfg.extract.max_link_density
+    if density is not None and not 0 <= density <= 1:
+        raise ConfigError(f"extract.max_link_density: must be in [0, 1] or null, got {density}")
+    if not 0 <= cfg.extract.min_agreement <= 1:
+        raise ConfigError(
+            f"extract.min_agreement: must be in [0, 1], got {cfg.extract.min_agreement}"
+        )
     if cfg.read.max_bytes <= 0:
         raise ConfigError("read.max_bytes: must be positive")
     if cfg.clean.min_words < 1:
         raise ConfigError("clean.min_words: must be at least 1")
+    fetch_policy(cfg)
+    feed_sources(cfg)
+    if cfg.feeds.max_entries < 1:
+        raise ConfigError("feeds.max_entries: must be at least 1")
     return cfg
+
+
+def fetch_policy(cfg: Config) -> FetchPolicy:
+    """The fetch policy of the ``fetch:`` section."""
+    try:
+        return FetchPolicy(**dataclasses.asdict(cfg.fetch))
+    except ValueError as exc:
+        raise ConfigError(f"fetch: {exc}") from exc
+
+
+def feed_sources(cfg: Config) -> list[FeedSource]:
+    """The feeds of the ``feeds.sources`` section."""
+    try:
+        return [feed_source(f, f"feeds.sources[{i}]") for i, f in enumerate(cfg.feeds.sources)]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
