@@ -92,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-v", "--verbose", action="store_true", help="show Beam's own logging")
     sub = top.add_subparsers(dest="command", required=True)
     _add_run(sub)
+    from pipeline import stream
+
+    stream.add_parsers(sub)
     _add_eval_extraction(sub)
     return top
 
@@ -102,7 +105,7 @@ def _quiet_import_noise(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("apitools not found")
 
 
-PASSTHROUGH = {"run"}  # commands whose unknown flags are Beam pipeline options
+PASSTHROUGH = {"run", "stream", "replay"}  # commands whose unknown flags are Beam pipeline options
 
 
 def main(argv: list[str] | None = None) -> int:

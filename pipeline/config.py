@@ -92,6 +92,20 @@ class RunnerConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class StreamConfig:
+    """``news-ingest stream`` and ``replay``: durations as seconds or "30s", "5m", "2h", "7d"."""
+
+    window: str = "5m"
+    allowed_lateness: str = "1h"
+    watermark_lag: str = "1m"
+    poll_every: str = "30s"
+    seen_ttl: str = "30d"
+    dedup_ttl: str = "30d"
+    duration: str | None = None
+    speed: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     inputs: tuple[str, ...] = ("seeds",)
     read: ReadConfig = ReadConfig()
@@ -101,6 +115,7 @@ class Config:
     feeds: FeedsConfig = FeedsConfig()
     output: OutputConfig = OutputConfig()
     runner: RunnerConfig = RunnerConfig()
+    stream: StreamConfig = StreamConfig()
 
 
 RUNNERS = ("direct", "dask", "dataflow", "flink")
@@ -205,7 +220,41 @@ def validate(cfg: Config) -> Config:
     feed_sources(cfg)
     if cfg.feeds.max_entries < 1:
         raise ConfigError("feeds.max_entries: must be at least 1")
+    _validate_stream(cfg)
     return cfg
+
+
+STREAM_DURATIONS = (
+    "window",
+    "allowed_lateness",
+    "watermark_lag",
+    "poll_every",
+    "seen_ttl",
+    "dedup_ttl",
+)
+
+
+def stream_seconds(cfg: Config, key: str) -> float:
+    """A duration of the ``stream:`` section in seconds (``duration`` may be None: 0.0)."""
+    from transforms.windows import parse_duration
+
+    value = getattr(cfg.stream, key)
+    if value is None:
+        return 0.0
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"stream.{key}: {exc}") from exc
+
+
+def _validate_stream(cfg: Config) -> None:
+    for key in (*STREAM_DURATIONS, "duration"):
+        stream_seconds(cfg, key)
+    for key in ("window", "poll_every", "seen_ttl", "dedup_ttl"):
+        if stream_seconds(cfg, key) <= 0:
+            raise ConfigError(f"stream.{key}: must be positive")
+    if cfg.stream.speed <= 0:
+        raise ConfigError(f"stream.speed: must be positive, got {cfg.stream.speed}")
 
 
 def fetch_policy(cfg: Config) -> FetchPolicy:
