@@ -188,7 +188,8 @@ def round_stream(items: Sequence[tuple[Any, Timestamp]], watermark: Timestamp | 
     items in event-time order, then the watermark to infinity (every window fires)."""
     stream = TestStream()
     if watermark is not None:
-        stream = stream.advance_watermark_to(watermark)
+        # TestStream's watermark events carry whole milliseconds.
+        stream = stream.advance_watermark_to(Timestamp(micros=watermark.micros // 1000 * 1000))
     for item, ts in sorted(items, key=lambda it: (it[1], work_key(it[0]))):
         stream = stream.add_elements([window.TimestampedValue(item, ts)])
     return stream.advance_watermark_to_infinity()
