@@ -96,12 +96,6 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def _quiet_import_noise(record: logging.LogRecord) -> bool:
-    # Beam logs this on import when the optional GCP client libraries are absent; it is noise
-    # for every runner but Dataflow with BigQuery I/O, which news-ingest does not use.
-    return not str(record.msg).startswith("apitools not found")
-
-
 PASSTHROUGH = {"run"}  # commands whose unknown flags are Beam pipeline options
 
 
@@ -114,8 +108,6 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_quiet_import_noise)
     if not args.verbose:
         logging.getLogger("apache_beam").setLevel(logging.ERROR)
         # trafilatura warns about every odd link or discarded page; the outcome is in the tables
