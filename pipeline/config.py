@@ -37,6 +37,9 @@ class ExtractConfig:
 @dataclasses.dataclass(frozen=True)
 class CleanConfig:
     min_words: int = 1
+    # The default rule pack, and a directory of per-source packs ("" for none).
+    rules: str = "configs/boilerplate.yaml"
+    packs: str = "configs/packs"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +146,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("read.max_bytes: must be positive")
     if cfg.clean.min_words < 1:
         raise ConfigError("clean.min_words: must be at least 1")
+    if not cfg.clean.rules:
+        raise ConfigError("clean.rules: a default rule pack is required")
     return cfg
 
 

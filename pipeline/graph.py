@@ -8,12 +8,13 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError, resolve
 from transforms import schema
 from transforms.clean import Clean
 from transforms.dedup import Deduplicate
 from transforms.extract import Extract
 from transforms.normalize import Normalize
+from transforms.rulepack import RulePack, RulePackError, load_pack, load_packs
 from transforms.schema import Article, DeadLetter, Duplicate
 from transforms.sinks import WriteTable
 from transforms.sources import ReadSources
@@ -53,13 +54,26 @@ class Outputs:
     dead_letters: beam.PCollection
 
 
+def rule_packs(cfg: Config) -> tuple[RulePack, tuple[RulePack, ...]]:
+    """The default and per-source cleaning rule packs, loaded and validated now (at start)."""
+    try:
+        default = load_pack(resolve(cfg.clean.rules))
+        sources = load_packs(resolve(cfg.clean.packs) if cfg.clean.packs else None)
+    except RulePackError as exc:
+        raise ConfigError(f"clean: {exc}") from exc
+    return default, sources
+
+
 def build(p: beam.Pipeline, cfg: Config, paths: list[str]) -> Outputs:
     """Wire the batch graph from a listed set of input paths to the three output tables."""
     read_ok, read_dead = p | "ListedInputs" >> beam.Create(paths) | "Read" >> ReadSources(
         cfg.read.max_bytes
     )
     extracted, extract_dead = read_ok | "Extract" >> Extract(cfg.extract.timeout_s)
-    cleaned, clean_dead = extracted | "Clean" >> Clean(cfg.clean.min_words)
+    default_pack, source_packs = rule_packs(cfg)
+    cleaned, clean_dead = extracted | "Clean" >> Clean(
+        default_pack, source_packs, cfg.clean.min_words
+    )
     normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
     kept, duplicates = normalized | "Deduplicate" >> Deduplicate()
     dead = (read_dead, extract_dead, clean_dead, normalize_dead) | "AllDeadLetters" >> beam.Flatten()
