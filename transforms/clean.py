@@ -194,7 +194,7 @@ def join_decision(left: str, right: str, zipf: ZipfFn) -> str:
     """How to join a line ending in ``left`` to the next line starting with ``right``.
 
     Returns ``"glue"`` (one word broken across lines: "wit" + "h" -> "with"), ``"dehyphen"``
-    ("mili-" + "tary" -> "military"), ``"hyphen"`` ("well-" + "known" -> "well-known") or
+    ("build-" + "ing" -> "building"), ``"hyphen"`` ("well-" + "known" -> "well-known") or
     ``"space"``. Gluing needs the joined word to be clearly more frequent than the rarer piece:
     "in"/"to" stays "in to", "a"/"round" stays "a round".
     """
@@ -207,8 +207,10 @@ def join_decision(left: str, right: str, zipf: ZipfFn) -> str:
     if left.endswith("-"):
         if left.endswith("--"):
             return "space"
-        pieces_are_words = min(_piece_zipf(a, zipf), _piece_zipf(b, zipf)) >= MIN_WORD_ZIPF
-        return "dehyphen" if joined >= MIN_WORD_ZIPF and not pieces_are_words else "hyphen"
+        # "build-" + "ing": "building" is far more common than "build-ing"; "well-" + "known":
+        # "well-known" is more common than "wellknown". wordfreq rates the hyphenated form as
+        # the combination of its pieces.
+        return "dehyphen" if joined > 0 and joined >= zipf(f"{a}-{b}") else "hyphen"
     if not left[-1].isalpha() or not right[0].isalpha():
         return "space"
     rarer = min(_piece_zipf(a, zipf), _piece_zipf(b, zipf))
