@@ -411,9 +411,9 @@ class Cleaner:
             lambda t: self._anywhere(t, state),
         )
         for step in steps:
-            new = normalize_lines(step(text))
+            new = step(text)
             if new != text:
-                return new
+                return normalize_lines(new)
         return text
 
     def _pass(self, text: str, state: _State, known: str | None, site: str | None) -> str:
