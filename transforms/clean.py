@@ -106,29 +106,45 @@ def paragraph_key(paragraph: str) -> str:
 def drop_repeated_paragraphs(
     paragraphs: Sequence[str], min_words: int = DEFAULT_MIN_REPEAT_WORDS
 ) -> tuple[list[str], int]:
-    """Keep the first copy of every paragraph that occurs more than once in a document.
+    """Drop blocks repeated back to back within a document, keeping the first copy.
 
-    A block repeated three times (seed 004) reduces to one copy. Paragraphs shorter than
-    ``min_words`` words are never dropped: short lines ("Yes.", "Q:") legitimately repeat.
+    A run of paragraphs is dropped when it equals the run just before it (once earlier copies
+    are dropped): seed 004's five-paragraph block, three times over with a credit line between
+    the copies that the rules have already moved out, reduces to one copy; a paragraph doubled
+    in place ("A", "A") loses its second copy. Copies apart from each other are kept: an
+    interview asks each guest the same question, a meal plan repeats a dish under another
+    heading, a spec list repeats features under another product. A run counts only when one of
+    its paragraphs has ``min_words`` words ("Yes." / "Yes." stays).
 
     Args:
         paragraphs: The paragraphs of one document, in order.
-        min_words: Shortest paragraph (in words) that counts as a repeat.
+        min_words: Fewest words a paragraph of a dropped run must have (at least one of them).
 
     Returns:
         The kept paragraphs in order, and how many were dropped.
     """
-    seen: set[str] = set()
+    keys = [paragraph_key(p) for p in paragraphs]
     kept: list[str] = []
+    kept_keys: list[str] = []
     dropped = 0
-    for paragraph in paragraphs:
-        key = paragraph_key(paragraph)
-        if key and len(key.split()) >= min_words:
-            if key in seen:
-                dropped += 1
-                continue
-            seen.add(key)
-        kept.append(paragraph)
+    i = 0
+    while i < len(paragraphs):
+        size = 0
+        if keys[i]:
+            # Longest run starting here that equals the run that ends the kept text.
+            for length in range(min(len(kept_keys), len(keys) - i), 0, -1):
+                if kept_keys[-length] != keys[i] or keys[i : i + length] != kept_keys[-length:]:
+                    continue
+                if any(len(k.split()) >= min_words for k in keys[i : i + length]):
+                    size = length
+                    break
+        if size:
+            dropped += size
+            i += size
+            continue
+        kept.append(paragraphs[i])
+        kept_keys.append(keys[i])
+        i += 1
     return kept, dropped
 
 

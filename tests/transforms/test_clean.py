@@ -287,18 +287,23 @@ def test_unwrap_hard_wrapped_block_and_keeps_paragraph_lines():
     assert fired == ["repair_hard_wrap"]
 
 
-def test_drop_repeated_paragraphs_keeps_first_copies_and_short_lines():
-    paragraphs = [
-        "A long first paragraph here.",
-        "Yes.",
-        "Second one is here.",
-        "Yes.",
-        "A long first paragraph here.",
-        "Second  one is HERE!",
-    ]
-    kept, dropped = drop_repeated_paragraphs(paragraphs)
-    assert kept == ["A long first paragraph here.", "Yes.", "Second one is here.", "Yes."]
-    assert dropped == 2
+def test_drop_repeated_paragraphs_drops_back_to_back_copies():
+    block = ["First paragraph of the story.", "Yes.", "Second paragraph of the story."]
+    kept, dropped = drop_repeated_paragraphs(block + block + ["A new ending here."] + block)
+    # The back-to-back copy goes; the copy after other text stays (it may be meant).
+    assert kept == block + ["A new ending here."] + block
+    assert dropped == 3
+    kept, dropped = drop_repeated_paragraphs(
+        ["A doubled paragraph here.", "A doubled  PARAGRAPH here!"]
+    )
+    assert (kept, dropped) == (["A doubled paragraph here."], 1)
+
+
+def test_drop_repeated_paragraphs_keeps_apart_copies_and_short_lines():
+    interview = ["What do you cook at home?", "Soup, mostly.", "What do you cook at home?", "Fish."]
+    assert drop_repeated_paragraphs(interview) == (interview, 0)
+    assert drop_repeated_paragraphs(["Yes.", "Yes."]) == (["Yes.", "Yes."], 0)
+    assert drop_repeated_paragraphs(["Yes.", "Yes."], min_words=1) == (["Yes."], 1)
 
 
 # --- properties -----------------------------------------------------------------------------
