@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transforms.rulepack import (
+    SCOPES,
     Rule,
     RulePack,
     RulePackError,
@@ -106,3 +109,17 @@ def test_pack_selection_by_host_and_publisher():
     assert not pack.selects("example.com.evil.org", ())
     assert pack.selects(None, ("menafn",))
     assert not pack.selects(None, (None, "Reuters"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True),
+    scope=st.text(min_size=1, max_size=12).filter(lambda s: s not in SCOPES),
+    position=st.integers(min_value=0, max_value=3),
+)
+def test_any_bad_rule_fails_naming_that_rule(name, scope, position):
+    good = [{"name": f"good-{i}", "literal": f"x{i}", "scope": "line"} for i in range(3)]
+    rules = good[:position] + [{"name": name, "literal": "x", "scope": scope}] + good[position:]
+    with pytest.raises(RulePackError) as info:
+        pack_from_dict({"pack": "p", "rules": rules}, "p")
+    assert f"rule {name!r}: unknown scope" in str(info.value)
