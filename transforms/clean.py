@@ -148,18 +148,38 @@ def drop_repeated_paragraphs(
     return kept, dropped
 
 
-def split_title(title: str, site_name: str | None = None) -> tuple[str, str | None]:
-    """Split ``"Title | Section"`` (or ``"Title | Section | Site"``) into title and section.
+def _same_site(part: str, site_name: str) -> bool:
+    a, b = paragraph_key(part), paragraph_key(site_name)
+    # A part may be the site name or a piece of it ("Inexhibit" of "Inexhibit magazine"); a
+    # part that merely contains it is a title ("The Guardian view on Hong Kong").
+    return bool(a) and (a == b or (len(a) >= 4 and f" {a} " in f" {b} "))
 
-    A part equal to ``site_name`` is dropped; a section is at most six words.
+
+def split_title(title: str, site_name: str | None = None) -> tuple[str, str | None]:
+    """Split a page title into the title and a section.
+
+    ``"Title | International"`` and ``"Opinion | Title"`` give a section; the site name is
+    dropped wherever it stands (``"Title - SpaceNews.com"``, ``"Title | Section | Site"``).
+    The title is the longest part; a section is another part of at most four words.
     """
-    parts = [p.strip() for p in _TITLE_SEP.split(title.strip()) if p.strip()]
+    text = title.strip()
     if site_name:
-        parts = [p for p in parts if p.casefold() != site_name.strip().casefold()] or parts[:1]
+        # Only a part that names the site is cut at "-", ":" and the like: a dash is common
+        # inside titles, a site name is not.
+        pieces = re.split(r"\s+[-–—|:·]\s+", text)
+        while len(pieces) > 1 and _same_site(pieces[-1], site_name):
+            text = text[: text.rindex(pieces.pop())].rstrip(" -–—|:·")
+        while len(pieces) > 1 and _same_site(pieces[0], site_name):
+            text = text[len(pieces.pop(0)) :].lstrip(" -–—|:·")
+    parts = [p.strip() for p in _TITLE_SEP.split(text) if p.strip()]
+    if site_name:
+        parts = [p for p in parts if not _same_site(p, site_name)] or parts[:1]
     if not parts:
         return title.strip(), None
-    section = parts[1] if len(parts) > 1 and len(parts[1].split()) <= 6 else None
-    return parts[0], section
+    main = max(parts, key=lambda p: len(p.split()))
+    others = [p for p in parts if p is not main]
+    section = others[0] if others and len(others[0].split()) <= 4 else None
+    return main, section
 
 
 def parse_published(value: str) -> dt.datetime | None:

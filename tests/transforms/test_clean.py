@@ -243,10 +243,49 @@ def test_mojibake_and_nfc_repaired(rules):
     assert "repair_unicode" in cleaned.rules_fired
 
 
-def test_split_title():
-    assert split_title("A title | International") == ("A title", "International")
-    assert split_title("A title | World | Site", "Site") == ("A title", "World")
-    assert split_title("No section here") == ("No section here", None)
+@pytest.mark.parametrize(
+    ("title", "site", "expected"),
+    [
+        ("A long title here | International", None, ("A long title here", "International")),
+        ("A title | World | Site", "Site", ("A title", "World")),
+        (
+            "Opinion | Is Football Violence a Crime?",
+            None,
+            ("Is Football Violence a Crime?", "Opinion"),
+        ),
+        (
+            "NASA adds five companies - SpaceNews.com",
+            "SpaceNews.com",
+            ("NASA adds five companies", None),
+        ),
+        (
+            "The Medium is the Message | Inexhibit",
+            "Inexhibit magazine",
+            ("The Medium is the Message", None),
+        ),
+        (
+            "The Guardian view on Hong Kong | Editorial",
+            "The Guardian",
+            ("The Guardian view on Hong Kong", "Editorial"),
+        ),
+        ("Ukraine war - live updates", None, ("Ukraine war - live updates", None)),
+    ],
+)
+def test_split_title(title, site, expected):
+    assert split_title(title, site) == expected
+
+
+def test_title_repeated_at_top_of_html_body_is_dropped(rules):
+    article = article_of(
+        "NASA adds five companies to its lander program\n\nNASA announced the companies on Monday.",
+        title="NASA adds five companies to its lander program - SpaceNews.com",
+        site_name="SpaceNews.com",
+    )
+    cleaned = clean_article(article, rules)
+    assert isinstance(cleaned, Article)
+    assert cleaned.text == "NASA announced the companies on Monday."
+    assert cleaned.title == "NASA adds five companies to its lander program"
+    assert cleaned.rules_fired == ("repeated_title",)
 
 
 # --- repairs --------------------------------------------------------------------------------
