@@ -453,7 +453,11 @@ class Cleaner:
         return text
 
     def _pass(self, text: str, state: _State, known: str | None, site: str | None) -> str:
-        text = normalize_lines(text)
+        # ftfy judges mojibake in context, so text that cleaning changed is fixed again.
+        fixed = fix_unicode(text)
+        if fixed != text.replace("\r\n", "\n").replace("\r", "\n"):
+            state.fire(RULE_MOJIBAKE)
+        text = normalize_lines(fixed)
         for _ in range(_MAX_ROUNDS):
             new = self._rules_round(text, state, known, site)
             if new == text:
@@ -480,10 +484,7 @@ class Cleaner:
             The cleaned text, the rules that fired and the field values found.
         """
         state = _State()
-        fixed = fix_unicode(text)
-        if fixed != text.replace("\r\n", "\n").replace("\r", "\n"):
-            state.fire(RULE_MOJIBAKE)
-        current = fixed
+        current = text
         # Repeat until nothing changes: the output of cleaning is its own fixed point.
         for _ in range(_MAX_PASSES):
             new = self._pass(current, state, title, site_name)

@@ -17,7 +17,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from transforms.clean import (
@@ -432,6 +432,8 @@ def test_plain_article_loses_no_sentence(rules, plain):
 
 @_PROPERTY
 @given(MESSY)
+@example("\xa0Â©")  # ftfy fixes "Â©" only once the no-break space before it is gone
+@example("\xa0À§")
 def test_cleaning_is_idempotent(rules, text):
     once = clean_article(article_of(text), rules)
     if isinstance(once, DeadLetter):
