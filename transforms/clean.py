@@ -3,8 +3,8 @@
 The rules come from YAML rule packs (``transforms.rulepack``): a default pack for every source
 and per-source packs chosen by host or by publisher/distributor. Besides the rules, cleaning
 repairs the text (mojibake and NFC with ftfy, words broken across lines, hard-wrapped
-paragraphs, whitespace), drops paragraphs repeated within the document and a title repeated at
-the top of the body, and moves what it learns into fields (date, dateline, publisher,
+paragraphs, whitespace), drops blocks repeated back to back within the document and a title
+repeated at the top of the body, and moves what it learns into fields (date, dateline, publisher,
 distributor, credits, title, section). Every rule that fires is recorded in ``rules_fired``.
 
 Pure functions and the ``Cleaner`` (compiled rules) come first; the Beam wrapper is at the end.

@@ -24,6 +24,7 @@ from transforms.clean import (
     Clean,
     RuleSet,
     clean_article,
+    clean_text,
     drop_repeated_paragraphs,
     english_zipf,
     join_decision,
@@ -235,12 +236,9 @@ def test_empty_after_cleaning_is_rejected(rules):
 
 
 def test_mojibake_and_nfc_repaired(rules):
-    cleaned = clean_article(
-        article_of("The minister didnâ€™t attend the cafe\u0301 meeting."), rules
-    )
-    assert isinstance(cleaned, Article)
+    cleaned = clean_text("The minister didnâ€™t attend the cafe\u0301 meeting.", rules)
     assert cleaned.text == "The minister didn’t attend the café meeting."
-    assert "repair_unicode" in cleaned.rules_fired
+    assert cleaned.rules_fired == ("repair_unicode",)
 
 
 @pytest.mark.parametrize(
