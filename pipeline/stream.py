@@ -148,7 +148,10 @@ def build_stream(
     extracted, extract_dead = docs | "Extract" >> Extract(
         cfg.extract.timeout_s, graph.extract_options(cfg), graph.extract_isolation(cfg)
     )
-    cleaned, clean_dead = extracted | "Clean" >> Clean(cfg.clean.min_words)
+    default_pack, source_packs = graph.rule_packs(cfg)
+    cleaned, clean_dead = extracted | "Clean" >> Clean(
+        default_pack, source_packs, cfg.clean.min_words
+    )
     normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
     kept, duplicates = (
         normalized

@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -30,7 +31,6 @@ from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import userstate
 
-from transforms.clean import split_header
 from transforms.feeds import (
     FEED_ACCEPT,
     FeedEntry,
@@ -194,17 +194,22 @@ def scan_files(specs: Sequence[str]) -> list[WatchedFile]:
     return [found[p] for p in sorted(found)]
 
 
+# The seed header's date. Only the replay's schedule reads it; the article's published_at (and
+# so its event time) comes from the cleaning rule pack, as in batch.
+_SEED_DATE = re.compile(r"^\ufeff?\s*date\s+(\d{4}-\d{2}-\d{2})\b")
+
+
 def document_time(path: str, max_bytes: int) -> dt.datetime | None:
     """The date of a seed-style file from its `` date YYYY-MM-DD`` header; None without one."""
     try:
         head = read_capped(path, max_bytes)[:4096].decode("utf-8", "replace")
     except (OSError, ValueError, EOFError):
         return None  # the read stage turns an unreadable file into a dead letter
-    _rest, fields = split_header(head)
-    if not fields.get("date"):
+    match = _SEED_DATE.match(head)
+    if not match:
         return None
     try:
-        return dt.datetime.strptime(fields["date"], "%Y-%m-%d").replace(tzinfo=UTC)
+        return dt.datetime.strptime(match.group(1), "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         return None
 
