@@ -51,6 +51,7 @@ from transforms.fetch import Fetcher, FetchPages, PageRequest
 from transforms.normalize import Normalize
 from transforms.poll import (
     NOT_DUE,
+    PollFeedsForever,
     Release,
     SeenStore,
     WatchedFile,
@@ -184,6 +185,30 @@ def build_stream(
         ),
     )
     return written | "AllFiles" >> beam.Flatten()
+
+
+def build_unbounded(
+    p: beam.Pipeline,
+    cfg: Config,
+    settings: StreamSettings,
+    ctx: graph.RunContext,
+    output: str,
+    known: dict[str, str],
+    feeds: Sequence[FeedSource],
+    stop_after_s: float | None = None,
+) -> beam.PCollection:
+    """The streaming graph fed by the in-pipeline feed poller (``PollFeedsForever``), for
+    runners that run splittable DoFns in streaming mode (Dataflow, Flink). ``stop_after_s``
+    bounds the source (tests run it on the FnApiRunner this way)."""
+    items = p | "PollFeeds" >> PollFeedsForever(
+        feeds,
+        fetch_policy(cfg),
+        tick_s=settings.poll_every_s,
+        max_entries=cfg.feeds.max_entries,
+        seen_ttl_s=settings.seen_ttl_s,
+        stop_after_s=stop_after_s,
+    )
+    return build_stream(items, cfg, settings, ctx, output, known)
 
 
 def round_stream(items: Sequence[tuple[Any, Timestamp]], watermark: Timestamp | None) -> TestStream:
@@ -647,6 +672,11 @@ def add_parsers(sub: Any) -> None:
         help="feed URL, feeds list (.yaml) or folder to watch; repeatable",
     )
     stream.add_argument("--duration", metavar="D", help="stop after D (e.g. 90s, 10m)")
+    stream.add_argument(
+        "--runner",
+        choices=("direct", "dataflow", "flink"),
+        help="direct (default): polling rounds here; dataflow/flink: submit the unbounded job",
+    )
     stream.set_defaults(func=_cmd_stream)
     replay = sub.add_parser(
         "replay",
@@ -675,6 +705,8 @@ def _overrides(args: Any) -> dict[str, Any]:
     stream: dict[str, Any] = {}
     if getattr(args, "input", None):
         over["inputs"] = list(args.input)
+    if getattr(args, "runner", None):
+        over["runner"] = {"name": args.runner}
     if args.output:
         over["output"] = {"path": args.output}
     if args.window:
@@ -705,6 +737,8 @@ def _cmd_stream(args: Any, beam_args: list[str]) -> int:
 
     cfg = config.load(args.config, _overrides(args))
     duration = stream_seconds(cfg, "duration") or None
+    if cfg.runner.name != "direct":
+        return _submit_unbounded(cfg, args.run_id, beam_args)
     body = run_stream(
         cfg,
         stream_source(cfg),
@@ -714,6 +748,34 @@ def _cmd_stream(args: Any, beam_args: list[str]) -> int:
         beam_args=beam_args,
     )
     _print_summary(body)
+    return 0
+
+
+def _submit_unbounded(cfg: Config, run_id: str | None, beam_args: list[str]) -> int:
+    """Submit the unbounded graph to Dataflow or Flink (state, timers and SDFs run there)."""
+    from pipeline import runners
+
+    source = stream_source(cfg)
+    if source.watch:
+        raise UsageError("on dataflow/flink, stream polls feeds only; folders are watched locally")
+    try:
+        options = runners.pipeline_options(cfg.runner.name, cfg.runner.workers, beam_args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    options.view_as(beam.options.pipeline_options.StandardOptions).streaming = True
+    started = dt.datetime.now(UTC)
+    ctx = graph.RunContext(
+        run_id=check_run_id(run_id) if run_id else new_run_id(started),
+        started_at=started,
+        pipeline_version=__version__,
+    )
+    p = beam.Pipeline(options=options)
+    settings = StreamSettings.of(cfg)
+    build_unbounded(
+        p, cfg, settings, ctx, cfg.output.path, load_index(cfg.output.path), source.feeds
+    )
+    result = p.run()
+    print(f"news-ingest stream {ctx.run_id}: submitted to {cfg.runner.name} ({result.state})")
     return 0
 
 

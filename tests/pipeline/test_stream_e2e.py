@@ -3,6 +3,7 @@ real HTTP server on 127.0.0.1 whose feed gains entries while the stream runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import os
@@ -276,3 +277,45 @@ def test_stream_ingests_each_new_feed_entry_exactly_once_and_restarts_cleanly(tm
         assert sorted(urls) == sorted(f"{site.base}/a/{n}.html" for n in range(1, 7))
         assert site.page_hits["/a/6.html"] == 1
         assert all(hits == 1 for hits in site.page_hits.values())
+
+
+def test_the_unbounded_graph_for_dataflow_and_flink_runs_bounded_on_the_fnapi_runner(tmp_path):
+    """PollFeedsForever (PeriodicImpulse + stateful poll) -> the same streaming graph. Bounded by
+    stop_after_s, it runs on the FnApiRunner; the feed gains an entry after its first poll."""
+    import datetime as dt
+
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline import config, graph
+    from pipeline.stream import StreamSettings, build_unbounded
+    from transforms.feeds import FeedSource
+
+    out = tmp_path / "out"
+    with FeedSite() as site:
+        site.publish(1, 2)
+        original = site.feed
+
+        def feed_then_grow(handler):
+            original(handler)
+            site.publish(*([3] if 3 not in site.entries else []))
+
+        site.feed = feed_then_grow
+        cfg = config.load(_config(tmp_path, site.base), {"output": {"path": str(out)}})
+        settings = dataclasses.replace(StreamSettings.of(cfg), poll_every_s=0.5)
+        ctx = graph.RunContext("unbounded-1", dt.datetime.now(dt.UTC), "test")
+        p = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
+        feeds = [FeedSource(f"{site.base}/feed.xml", poll_interval_s=0.5)]
+        build_unbounded(p, cfg, settings, ctx, str(out), {}, feeds, stop_after_s=3)
+        result = p.run()
+        result.wait_until_finish()
+        urls = read_table(out, "articles").column("url").to_pylist()
+        assert sorted(urls) == [f"{site.base}/a/{n}.html" for n in (1, 2, 3)]
+        assert all(hits == 1 for hits in site.page_hits.values())
+        counters = {}
+        for c in result.metrics().query()["counters"]:
+            counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + c.committed
+        assert counters["entries_new"] == 3
+        assert counters["parsed"] == 2  # the first poll and the one after the feed grew
+        assert counters["not_modified"] >= 1  # later polls were conditional and unchanged
+        assert counters.get("entries_seen", 0) == 2  # 1 and 2 listed again with 3, not emitted
