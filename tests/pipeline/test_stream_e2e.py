@@ -14,7 +14,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from tests.conftest import read_table, run_cli
+from tests.conftest import ROOT, read_table, run_cli
 from transforms.schema import ARTICLES_SCHEMA
 
 IGNORED = ["run_id", "ingested_at"]
@@ -208,8 +208,6 @@ def _stream(cfg, out, run_id, duration):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
-
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen(
@@ -319,3 +317,39 @@ def test_the_unbounded_graph_for_dataflow_and_flink_runs_bounded_on_the_fnapi_ru
         assert counters["parsed"] == 2  # the first poll and the one after the feed grew
         assert counters["not_modified"] >= 1  # later polls were conditional and unchanged
         assert counters.get("entries_seen", 0) == 2  # 1 and 2 listed again with 3, not emitted
+
+
+def test_stream_watches_a_folder_and_stops_on_sigterm(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    seeds = sorted((ROOT / "seeds").glob("*.txt"))
+    (inbox / seeds[0].name).write_bytes(seeds[0].read_bytes())
+    cfg = tmp_path / "watch.yaml"
+    cfg.write_text("stream:\n  poll_every: 1s\n")
+    out = tmp_path / "out"
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "stream", "--config", str(cfg), "--input", str(inbox),
+         "--output", str(out), "--run-id", "watch-1", "--duration", "300s"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _wait_for_rows(out, 1, proc)
+    # A file appears under a temporary name, then is renamed: only the final name is read.
+    partial = inbox / (seeds[1].name + ".part")
+    partial.write_bytes(seeds[1].read_bytes())
+    partial.rename(inbox / seeds[1].name)
+    _wait_for_rows(out, 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    _stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, stderr
+    refs = sorted(
+        os.path.basename(r) for r in read_table(out, "articles").column("source_ref").to_pylist()
+    )
+    assert refs == [seeds[0].name, seeds[1].name]
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["stopped_by"] == "SIGTERM"
+    assert manifest["counts"]["articles"] == 2
