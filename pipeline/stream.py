@@ -51,6 +51,7 @@ from transforms.fetch import Fetcher, FetchPages, PageRequest
 from transforms.normalize import Normalize
 from transforms.poll import (
     NOT_DUE,
+    FeedState,
     PollFeedsForever,
     Release,
     SeenStore,
@@ -384,19 +385,14 @@ def _collect(
     for feed in source.feeds:
         if fetcher is None:
             break
-        result = poll_once(
-            fetcher, feed, store.feeds.get(feed.url) or _fresh_feed(), now, cfg.feeds.max_entries
-        )
+        state = store.feeds.get(feed.url) or FeedState()
+        result = poll_once(fetcher, feed, state, now, cfg.feeds.max_entries)
         stats.polls[result.status] += 1
         if result.status == NOT_DUE:
             continue
         store.feeds[feed.url] = result.state
         if result.dead is not None:
-            offer(
-                dataclasses.replace(result.dead, error_message=result.dead.error_message),
-                stamp,
-                None,
-            )
+            offer(result.dead, stamp, None)
         for entry in result.entries:
             work = entry_work(entry)
             offer(work, stamp, work.source_ref if isinstance(work, PageRequest) else None)
@@ -409,12 +405,6 @@ def _collect(
             when = stamp if release.event_time is None else to_timestamp(release.event_time)
             offer(release.file, when, None)
     return items, keys
-
-
-def _fresh_feed() -> Any:
-    from transforms.poll import FeedState
-
-    return FeedState()
 
 
 def _finalize_tables(output: str, run_id: str, started: dt.datetime) -> dict[str, list[str]]:
@@ -489,15 +479,16 @@ def run_stream(
                 lagged = Timestamp(now - settings.watermark_lag_s)
                 watermark = lagged if watermark is None else max(watermark, lagged)
                 meta["watermark_micros"] = watermark.micros
-            store.save()
+            # state.json last: its time marks what a restart may take as saved.
             save_index(output, kept)
             _save_meta(output, meta)
+            store.save()
             if mode == "replay" and not source.replay:
                 stop.set("replayed")
             if stop.is_set():
                 break
             stop.wait(_next_wait(source, settings, started))
-            if stop.is_set() and stop.reason != "duration":
+            if stop.is_set():
                 break
     except BaseException:
         status = "failed"

@@ -353,3 +353,23 @@ def test_stream_watches_a_folder_and_stops_on_sigterm(tmp_path):
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["stopped_by"] == "SIGTERM"
     assert manifest["counts"]["articles"] == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["replay", "--window", "5 minutes"], "stream.window"),
+        (["replay", "--speed", "0"], "stream.speed"),
+        (["replay", "no/such/dir"], "input not found"),
+        (["stream", "--config", "CFG"], "stream needs feeds"),
+        (["stream", "--input", "no/such/dir"], "input not found"),
+    ],
+)
+def test_bad_stream_usage_is_a_one_line_error(tmp_path, args, message):
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text("inputs: []\n")
+    args = [str(cfg) if a == "CFG" else a for a in args]
+    proc = run_cli(*args, "--output", str(tmp_path / "o"))
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
