@@ -219,8 +219,11 @@ def round_stream(items: Sequence[tuple[Any, Timestamp]], watermark: Timestamp | 
     if watermark is not None:
         # TestStream's watermark events carry whole milliseconds.
         stream = stream.advance_watermark_to(Timestamp(micros=watermark.micros // 1000 * 1000))
-    for item, ts in sorted(items, key=lambda it: (it[1], work_key(it[0]))):
-        stream = stream.add_elements([window.TimestampedValue(item, ts)])
+    # One element event, so one bundle: per-bundle costs (an extraction subprocess, a fetcher)
+    # are paid once per round, not once per item.
+    ordered = sorted(items, key=lambda it: (it[1], work_key(it[0])))
+    if ordered:
+        stream = stream.add_elements([window.TimestampedValue(item, ts) for item, ts in ordered])
     return stream.advance_watermark_to_infinity()
 
 
