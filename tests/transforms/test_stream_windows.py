@@ -16,6 +16,8 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to, equal_to_per_window
 from apache_beam.transforms import window
 from apache_beam.utils.timestamp import Timestamp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transforms import schema
 from transforms.schema import UTC, Article
@@ -174,3 +176,32 @@ def test_window_spec_checks_its_arguments():
     with pytest.raises(ValueError):
         WriteWindowed("nope", "o", "r", _row, WindowSpec(60, 0))
     assert dataclasses.asdict(WindowSpec(60, 0)) == {"size_s": 60, "allowed_lateness_s": 0}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    micros=st.integers(min_value=0, max_value=4_000_000_000 * 10**6),
+    size_s=st.sampled_from([1, 60, 300, 3600, 86400]),
+)
+def test_window_start_holds_the_timestamp_and_is_idempotent(micros, size_s):
+    ts = Timestamp(micros=micros)
+    start = window_start(ts, size_s)
+    assert start <= ts < start + size_s
+    assert window_start(start, size_s) == start
+
+
+def test_writer_counters_on_the_fnapi_runner(tmp_path):
+    items = [window.TimestampedValue(_article(n), T0 + 100 * n) for n in range(1, 5)]
+    p = TestPipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
+    _ = (
+        p
+        | beam.Create(items)
+        | WriteWindowed("articles", str(tmp_path), "r1", _row, WindowSpec(300, 60))
+    )
+    result = p.run()
+    result.wait_until_finish()
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
+    assert counters["on_time_records:articles"] == 4
+    assert counters["files:articles"] == 2  # T0+100, T0+200 | T0+300, T0+400
+    assert "late_records:articles" not in counters
+    assert len(_files(tmp_path)) == 2
