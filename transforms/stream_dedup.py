@@ -5,8 +5,8 @@ streaming graph only; the batch graph groups instead):
 
 * ``SeenFilter``: drops an input whose key (feed entry guid or URL, file path) was already seen
   within ``ttl_s`` of event time, so a feed polled again emits only its new entries.
-* ``StreamDedup``: the batch keys (same canonical URL, then same content hash, from
-  ``dedup.url_key``/``dedup.hash_key``) with copies that may arrive in different windows. A
+* ``StreamDedup``: the exact relations of batch dedup (same canonical URL, then same
+  ``content_hash``) with copies that may arrive in different windows. A
   streaming job cannot take back what it wrote, so the first copy to arrive is kept and every
   later copy, in any window, becomes a ``Duplicate`` of it (batch instead chooses the keeper
   by ``dedup.keeper_key`` among all copies). A keeper is remembered for ``ttl_s`` of event time
@@ -27,7 +27,6 @@ from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms.dedup import hash_key, url_key
 from transforms.schema import DEDUP_EXACT, DEDUP_URL, Article, Duplicate
 
 STAGE = "dedup"
@@ -48,6 +47,16 @@ def decide(
     if kept_id is None:
         return article, []
     return None, [Duplicate(article, kept_id, kind, 1.0)]
+
+
+def url_key(article: Article) -> str:
+    """Dedup key of the URL relation: the canonical URL, or the article itself without one."""
+    return f"url:{article.canonical_url}" if article.canonical_url else f"id:{article.article_id}"
+
+
+def hash_key(article: Article) -> str:
+    """Dedup key of the exact relation: the hash of the normalized text."""
+    return f"hash:{article.content_hash}"
 
 
 # State and timer specs, and the DoFn parameters naming them (module-level singletons, as
