@@ -100,7 +100,7 @@ class StreamConfig:
 
     window: str = "5m"
     allowed_lateness: str = "1h"
-    watermark_lag: str = "1m"
+    watermark_lag: str = "1h"
     poll_every: str = "30s"
     seen_ttl: str = "30d"
     dedup_ttl: str = "30d"

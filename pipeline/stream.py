@@ -716,6 +716,7 @@ def _overrides(args: Any) -> dict[str, Any]:
 
 def _print_summary(body: dict[str, Any]) -> None:
     lines = manifest.summary_lines(body)
+    lines[0] = lines[0].replace("news-ingest run", f"news-ingest {body['mode']}", 1)
     info = body["stream"]
     lines.insert(
         1,

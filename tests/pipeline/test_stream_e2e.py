@@ -12,6 +12,7 @@ import threading
 import time
 from email.utils import format_datetime
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import ROOT, read_table, run_cli
@@ -263,6 +264,15 @@ def test_stream_ingests_each_new_feed_entry_exactly_once_and_restarts_cleanly(tm
             assert row["published_at"] is not None
         for path in out.glob("articles/*/*.parquet"):
             assert path.parent.name == "ingest_date=2026-11-20"
+        # Entries 1-2 came in the first round (no watermark yet): on time. Entries 3-5 are two
+        # days old when later rounds start at now - watermark_lag: late, written anyway.
+        file_of = {}
+        for path in out.glob("articles/*/*.parquet"):
+            for url in pq.read_table(path).column("url").to_pylist():
+                file_of[int(url.rsplit("/", 1)[1].split(".")[0])] = path.name
+        assert all("-late-" not in file_of[n] for n in (1, 2))
+        assert all("-late-" in file_of[n] for n in (3, 4, 5))
+        assert manifest["stream"]["late_files"] >= 1
 
         # A restart continues: what was written is not written again; a new entry is.
         site.publish(6)
