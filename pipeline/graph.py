@@ -8,15 +8,16 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipeline.config import Config
+from pipeline.config import Config, near_params, story_params
 from transforms import schema
 from transforms.clean import Clean
 from transforms.dedup import Deduplicate
 from transforms.extract import Extract
 from transforms.normalize import Normalize
 from transforms.schema import Article, DeadLetter, Duplicate
-from transforms.sinks import WriteTable
+from transforms.sinks import ReadIndex, WriteIndex, WriteTable
 from transforms.sources import ReadSources
+from transforms.stories import AssignStories
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,23 +52,51 @@ class Outputs:
     articles: beam.PCollection
     duplicates: beam.PCollection
     dead_letters: beam.PCollection
+    index: beam.PCollection | None = None
 
 
-def build(p: beam.Pipeline, cfg: Config, paths: list[str]) -> Outputs:
-    """Wire the batch graph from a listed set of input paths to the three output tables."""
-    read_ok, read_dead = p | "ListedInputs" >> beam.Create(paths) | "Read" >> ReadSources(
-        cfg.read.max_bytes
+def build(
+    p: beam.Pipeline,
+    cfg: Config,
+    paths: list[str],
+    index_files: list[str] | None = None,
+    run_id: str | None = None,
+) -> Outputs:
+    """Wire the batch graph from a listed set of input paths to the three output tables.
+
+    ``index_files`` are the cross-run index files listed on the launcher; entries of ``run_id``
+    in them are ignored, so a rerun reproduces its own output.
+    """
+    read_ok, read_dead = (
+        p | "ListedInputs" >> beam.Create(paths) | "Read" >> ReadSources(cfg.read.max_bytes)
     )
     extracted, extract_dead = read_ok | "Extract" >> Extract(cfg.extract.timeout_s)
     cleaned, clean_dead = extracted | "Clean" >> Clean(cfg.clean.min_words)
     normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
-    kept, duplicates = normalized | "Deduplicate" >> Deduplicate()
-    dead = (read_dead, extract_dead, clean_dead, normalize_dead) | "AllDeadLetters" >> beam.Flatten()
-    return Outputs(articles=kept, duplicates=duplicates, dead_letters=dead)
+    index = p | "ReadIndex" >> ReadIndex(index_files, run_id) if index_files else None
+    kept, duplicates, indexed = normalized | "Deduplicate" >> Deduplicate(
+        near_params(cfg), near=cfg.dedup.near, index=index
+    )
+    if cfg.stories.enabled:
+        kept = kept | "Stories" >> AssignStories(story_params(cfg))
+    dead = (
+        read_dead,
+        extract_dead,
+        clean_dead,
+        normalize_dead,
+    ) | "AllDeadLetters" >> beam.Flatten()
+    return Outputs(
+        articles=kept,
+        duplicates=duplicates,
+        dead_letters=dead,
+        index=indexed if cfg.dedup.index else None,
+    )
 
 
-def write(outputs: Outputs, output: str, ctx: RunContext, shards: int) -> None:
-    """Write the three tables into the run's staging folder."""
+def write(
+    outputs: Outputs, output: str, ctx: RunContext, shards: int, index: str | None = None
+) -> None:
+    """Write the three tables (and the run's index entries into ``index``) to staging."""
     outputs.articles | "WriteArticles" >> WriteTable(
         "articles", output, ctx.run_id, ctx.article_row, shards
     )
@@ -77,3 +106,5 @@ def write(outputs: Outputs, output: str, ctx: RunContext, shards: int) -> None:
     outputs.dead_letters | "WriteDeadLetters" >> WriteTable(
         "dead_letters", output, ctx.run_id, ctx.dead_letter_row, shards
     )
+    if index is not None and outputs.index is not None:
+        outputs.index | "WriteIndex" >> WriteIndex(index, ctx.run_id, shards)

@@ -6,12 +6,12 @@ Method (measured; see the README, "Deduplication and stories"):
    words): runs of capitalised words, each word and each multi-word name, case-folded, minus a
    short list of capitalised function words. Different outlets paraphrase the text but name the
    same people, places and organisations (Rutte, NATO, Kursk, Pyongyang, ...).
-2. **Candidates**: MinHash over the term set, LSH with two rows per band, keyed also by a
-   publication-time bucket of ``window_hours`` (each article is keyed into its bucket and the
-   next one, so two articles less than a window apart always share a key).
+2. **Candidates**: MinHash over the term set, LSH with two rows per band (a GroupByKey on the
+   band keys).
 3. **Verification**: the exact Jaccard similarity of the two term sets is at least
-   ``threshold`` and the publication times are at most ``window_hours`` apart (articles without
-   a time only meet other articles without one).
+   ``threshold`` and, when both articles have a publication time, the times are at most
+   ``window_hours`` apart (an undated article can join a story of any time: dropping it from
+   stories would lose more than the risk of a wrong link).
 4. **Stories**: connected components of verified pairs (union-find, one global step as in
    dedup); ``story_id`` is a hash of the smallest ``article_id`` of the component, so it does not
    depend on input order or worker count. An article alone is a story of one.
@@ -154,30 +154,20 @@ class TermHasher:
 
 
 def story_keys(node: StoryNode, params: StoryParams) -> list[str]:
-    """LSH keys of a node: band x time bucket (its own and the next, see the module doc)."""
+    """LSH keys of a node, one per band (the time window is checked when verifying)."""
     if not node.terms:
         return []
-    if node.published is None:
-        buckets = ["none"]
-    else:
-        bucket = int(node.published // (params.window_hours * 3600))
-        buckets = [str(bucket), str(bucket + 1)]
     width = params.rows * SIGNATURE_DTYPE.itemsize
-    keys: list[str] = []
-    for b in range(params.bands):
-        digest = hashlib.blake2b(
-            node.signature[b * width : (b + 1) * width], digest_size=8
-        ).hexdigest()
-        keys.extend(f"{t}:{b:03d}:{digest}" for t in buckets)
-    return keys
+    return [
+        f"{b:03d}:{hashlib.blake2b(node.signature[b * width : (b + 1) * width], digest_size=8).hexdigest()}"
+        for b in range(params.bands)
+    ]
 
 
 def same_story(a: StoryNode, b: StoryNode, params: StoryParams) -> bool:
-    """Verified pair: close enough in time and in story terms."""
-    if (a.published is None) != (b.published is None):
-        return False
-    apart = abs(a.published - b.published) if a.published and b.published else 0.0
-    if apart > params.window_hours * 3600:
+    """Verified pair: close enough in story terms and, when both are dated, in time."""
+    dated = a.published is not None and b.published is not None
+    if dated and abs(a.published - b.published) > params.window_hours * 3600:  # type: ignore[operator]
         return False
     return jaccard(a.terms, b.terms) >= params.threshold
 
