@@ -47,7 +47,7 @@ class CleanConfig:
 class DedupConfig:
     near: bool = True
     threshold: float = 0.8
-    containment: float = 0.9
+    containment: float = 0.85
     min_length_ratio: float = 0.6
     shingle_size: int = 5
     num_perm: int = 128

@@ -71,7 +71,7 @@ class NearParams:
     """
 
     threshold: float = 0.8
-    containment: float = 0.9
+    containment: float = 0.85
     min_length_ratio: float = 0.6
     shingle_size: int = 5
     num_perm: int = 128
@@ -118,14 +118,17 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
-def shingles(text: str, size: int = 5) -> list[str]:
-    """The distinct word ``size``-shingles of a text, sorted; a shorter text is one shingle."""
+def shingle_set(text: str, size: int = 5) -> set[str]:
+    """The distinct word ``size``-shingles of a text; a shorter text is one shingle."""
     tokens = words(text)
-    if not tokens:
-        return []
     if len(tokens) <= size:
-        return [" ".join(tokens)]
-    return sorted({" ".join(tokens[i : i + size]) for i in range(len(tokens) - size + 1)})
+        return {" ".join(tokens)} if tokens else set()
+    return {" ".join(tokens[i : i + size]) for i in range(len(tokens) - size + 1)}
+
+
+def shingles(text: str, size: int = 5) -> list[str]:
+    """``shingle_set`` as a sorted list."""
+    return sorted(shingle_set(text, size))
 
 
 class MinHasher:
@@ -140,10 +143,11 @@ class MinHasher:
 
     def signature(self, text: str) -> tuple[bytes, int]:
         """(signature as little-endian uint32 bytes, number of distinct shingles)."""
-        grams = shingles(text, self.params.shingle_size)
+        # MinHash is a minimum over the set: the order of the shingles does not matter.
+        grams = shingle_set(text, self.params.shingle_size)
         sketch = self._make(self.params.num_perm, self.params.seed)
         if grams:
-            sketch.update(grams)
+            sketch.update(list(grams))
         digest = np.asarray(sketch.digest(), dtype=SIGNATURE_DTYPE)
         return digest.tobytes(), len(grams)
 
