@@ -303,6 +303,7 @@ def run_beam(size: int, dup_share: float, params: NearParams) -> dict[str, float
         )
     out = tempfile.mkdtemp(prefix="bench-dedup-")
     t0 = time.perf_counter()
+    c0 = time.process_time()
     options = PipelineOptions(runner="DirectRunner", direct_running_mode="in_memory")
     with beam.Pipeline(options=options) as p:
         _kept, dups, _index = p | beam.Create(articles) | Deduplicate(params)
@@ -312,6 +313,7 @@ def run_beam(size: int, dup_share: float, params: NearParams) -> dict[str, float
             | beam.io.WriteToText(os.path.join(out, "dups"), num_shards=1)
         )
     seconds = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     pairs = []
     for name in os.listdir(out):
         with open(os.path.join(out, name), encoding="utf-8") as fh:
@@ -321,6 +323,7 @@ def run_beam(size: int, dup_share: float, params: NearParams) -> dict[str, float
     return {
         "docs": size,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "docs_per_s": size / seconds,
         "planted": planted,
         "reported": len(pairs),
