@@ -447,3 +447,22 @@ def test_index_files_round_trip_and_exclude_a_run(tmp_path: Path) -> None:
     assert len(files) == 2
     assert [list(sinks.read_index_file(f)) for f in files if "run=r1/" in f] == [[]]
     assert not (tmp_path / "_index" / "_staging").exists()
+
+
+def test_deduplicate_counters() -> None:
+    from apache_beam.metrics.metric import MetricsFilter
+
+    p = TestPipeline()
+    _kept, _dups, _index = p | beam.Create(corpus()) | Deduplicate()
+    result = p.run()
+    result.wait_until_finish()
+    counters: dict[str, int] = {}
+    for c in result.metrics().query(MetricsFilter().with_namespace("dedup"))["counters"]:
+        # Counters of the same name from different steps (kept: singletons and clusters) add up.
+        counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + c.committed
+    assert counters["kept"] == 5
+    assert counters["duplicates:near"] == 3
+    assert counters["duplicates:exact"] == 2
+    assert counters["duplicates:url"] == 1
+    # One signature per distinct text: 11 articles, two of them exact copies.
+    assert counters["signatures"] == 9
