@@ -17,7 +17,7 @@ from transforms.normalize import Normalize
 from transforms.schema import Article, DeadLetter, Duplicate
 from transforms.sinks import ReadIndex, WriteIndex, WriteTable
 from transforms.sources import ReadSources
-from transforms.stories import AssignStories
+from transforms.stories import AssignStories, StoryOfDuplicates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +79,7 @@ def build(
     )
     if cfg.stories.enabled:
         kept = kept | "Stories" >> AssignStories(story_params(cfg))
+        duplicates = duplicates | "StoriesOfDuplicates" >> StoryOfDuplicates(kept)
     dead = (
         read_dead,
         extract_dead,

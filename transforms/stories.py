@@ -30,7 +30,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from transforms.dedup import SIGNATURE_DTYPE, UnionFind
-from transforms.schema import UTC, Article, stable_id
+from transforms.schema import UTC, Article, Duplicate, stable_id
 
 STAGE = "stories"
 
@@ -234,6 +234,7 @@ def find_stories(articles: Sequence[Article], params: StoryParams) -> dict[str, 
 _NODE = "node"
 _ARTICLE = "article"
 _STORY = "story"
+_DUPLICATE = "duplicate"
 
 
 class _ToNode(beam.DoFn):
@@ -320,4 +321,33 @@ class AssignStories(beam.PTransform):
             {_ARTICLE: keyed, _STORY: stories}
             | "JoinStories" >> beam.CoGroupByKey()
             | "StampStoryIds" >> beam.ParDo(_Stamp())
+        )
+
+
+def _stamp_duplicates(keyed: tuple[str, dict[str, list[Any]]]) -> Iterator[Duplicate]:
+    stories = [s for s in keyed[1][_STORY] if s]
+    for dup in keyed[1][_DUPLICATE]:
+        story = stories[0] if stories else None
+        yield dataclasses.replace(dup, article=dataclasses.replace(dup.article, story_id=story))
+
+
+class StoryOfDuplicates(beam.PTransform):
+    """Duplicate -> the same Duplicate whose article carries its keeper's ``story_id`` (None
+    when the keeper was kept by an earlier run: stories do not span runs).
+
+    Args:
+        kept: the kept articles, already stamped by ``AssignStories``.
+    """
+
+    def __init__(self, kept: Any):
+        super().__init__()
+        self.kept = kept
+
+    def expand(self, duplicates):  # type: ignore[no-untyped-def]
+        stories = self.kept | "KeyStoryByArticle" >> beam.Map(lambda a: (a.article_id, a.story_id))
+        keyed = duplicates | "KeyByKeeper" >> beam.Map(lambda d: (d.duplicate_of, d))
+        return (
+            {_STORY: stories, _DUPLICATE: keyed}
+            | "JoinKeeperStories" >> beam.CoGroupByKey()
+            | "StampDuplicates" >> beam.FlatMap(_stamp_duplicates)
         )

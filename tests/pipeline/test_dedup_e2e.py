@@ -109,6 +109,8 @@ def test_seeds_and_copies(first_run: Path) -> None:
         "copy_cut_1.txt": (seed1, "near"),
     }
     assert found["copy_wrap_0.txt"][2] == 1.0
+    # Duplicates carry their keeper's story.
+    assert set(dups.column("story_id").to_pylist()) == set(arts.column("story_id").to_pylist())
     assert all(0.6 < v[2] <= 1.0 for v in found.values())
     index = pq.read_table(first_run / "_index" / "run=first")
     assert sorted(index.column("article_id").to_pylist()) == sorted(kept.values())

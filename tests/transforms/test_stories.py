@@ -14,9 +14,10 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from transforms.dedup import MinHasher, NearParams, estimated_jaccard, shingles
-from transforms.schema import UTC, Article
+from transforms.schema import UTC, Article, Duplicate
 from transforms.stories import (
     AssignStories,
+    StoryOfDuplicates,
     StoryParams,
     find_stories,
     jaccard,
@@ -190,3 +191,20 @@ def test_same_story_checks_time_only_when_both_are_dated() -> None:
     assert same_story(na, nb, PARAMS)
     far = hasher.node(dataclasses.replace(b, published_at=dt.datetime(2024, 2, 1, tzinfo=UTC)))
     assert not same_story(na, far, PARAMS)
+
+
+def test_duplicates_take_their_keepers_story() -> None:
+    kept = [dataclasses.replace(a, story_id=f"story-{a.article_id}") for a in other_articles()[:2]]
+    copy = dataclasses.replace(kept[0], article_id="copy", story_id=None)
+    dups = [
+        Duplicate(copy, "strike-a", "exact", 1.0),
+        Duplicate(dataclasses.replace(copy, article_id="late"), "from-an-earlier-run", "near", 0.9),
+    ]
+    with TestPipeline() as p:
+        stamped = (
+            p | "Dups" >> beam.Create(dups) | StoryOfDuplicates(p | "Kept" >> beam.Create(kept))
+        )
+        assert_that(
+            stamped | beam.Map(lambda d: (d.article.article_id, d.article.story_id)),
+            equal_to([("copy", "story-strike-a"), ("late", None)]),
+        )
