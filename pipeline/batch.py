@@ -81,7 +81,9 @@ def run(cfg: Config, run_id: str | None = None, beam_args: list[str] | None = No
     check_output(output)
     sinks.prepare_run(output, run_id)
 
-    options = runners.pipeline_options(cfg.runner.name, cfg.runner.workers, beam_args or [])
+    options = runners.pipeline_options(
+        cfg.runner.name, cfg.runner.workers, beam_args or [], cfg.runner.options
+    )
     ctx = graph.RunContext(run_id=run_id, started_at=started, pipeline_version=__version__)
     p = beam.Pipeline(options=options)
     outputs = graph.build(p, cfg, paths)
