@@ -28,6 +28,34 @@ def _add_run(sub: Any) -> None:
     run.set_defaults(func=_cmd_run)
 
 
+def _add_load(sub: Any) -> None:
+    load = sub.add_parser(
+        "load",
+        help="merge an output folder's Parquet into a DuckDB database",
+        description="Merge the committed tables of an output folder into DuckDB tables "
+        "articles, duplicates and dead_letters, keyed by their ids (loading twice is a no-op).",
+    )
+    load.add_argument("--duckdb", required=True, metavar="FILE", help="DuckDB database file")
+    load.add_argument("--output", metavar="DIR", help="output root to load (default: output/)")
+    load.add_argument("--config", metavar="FILE", help="YAML file overlaying configs/default.yaml")
+    load.add_argument("--run-id", metavar="ID", help="load only this run's files")
+    load.set_defaults(func=_cmd_load)
+
+
+def _cmd_load(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from pipeline import config, load
+
+    cfg = config.load(args.config)
+    output = args.output or config.resolve(cfg.output.path)
+    try:
+        loads = load.load_duckdb(args.duckdb, output, args.run_id)
+    except load.LoadError as exc:
+        print(f"news-ingest: error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(load.summary_lines(args.duckdb, loads)))
+    return 0
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     over: dict[str, Any] = {}
     if args.input:
@@ -61,6 +89,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-v", "--verbose", action="store_true", help="show Beam's own logging")
     sub = top.add_subparsers(dest="command", required=True)
     _add_run(sub)
+    _add_load(sub)
     return top
 
 
