@@ -29,7 +29,10 @@ from typing import Any
 
 from apache_beam import pvalue
 from apache_beam.metrics.execution import MetricsContainer
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import (
+    _FLAG_THAT_SETS_FALSE_VALUE,
+    PipelineOptions,
+)
 from apache_beam.pipeline import PipelineVisitor
 from apache_beam.runners.common import (
     DoFnContext,
@@ -73,10 +76,14 @@ _METRICS = ("news-ingest", "metrics")
 def option_flags(options: dict[str, Any]) -> list[str]:
     """Beam command-line flags for a mapping of option names to values (from YAML).
 
-    ``True`` becomes a bare ``--flag``, ``False``/``None`` are left out, a list repeats the flag.
+    ``True`` becomes a bare ``--flag``; ``False`` becomes Beam's negative flag where it has one
+    (``save_main_session: false`` -> ``--no_save_main_session``: Dataflow would otherwise turn it
+    on) and is left out elsewhere, as is ``None``; a list repeats the flag.
     """
     flags: list[str] = []
     for name, value in options.items():
+        if value is False and name in _FLAG_THAT_SETS_FALSE_VALUE:
+            flags.append(f"--{_FLAG_THAT_SETS_FALSE_VALUE[name]}")
         if value is None or value is False:
             continue
         if value is True:
