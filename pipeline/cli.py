@@ -75,7 +75,7 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline import batch, config, manifest
 
     cfg = config.load(args.config, _overrides(args))
-    result = batch.run(cfg, args.run_id, beam_args)
+    result = batch.run(cfg, args.run_id, beam_args, show_progress=sys.stderr.isatty())
     print("\n".join(manifest.summary_lines(result.manifest)))
     return 0
 

@@ -51,6 +51,9 @@ class Outputs:
     articles: beam.PCollection
     duplicates: beam.PCollection
     dead_letters: beam.PCollection
+    # Each input document once it is through the per-document stages (before any grouping):
+    # what progress reporting counts.
+    finished: tuple[beam.PCollection, ...] = ()
 
 
 def build(p: beam.Pipeline, cfg: Config, paths: list[str]) -> Outputs:
@@ -63,7 +66,9 @@ def build(p: beam.Pipeline, cfg: Config, paths: list[str]) -> Outputs:
     normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
     kept, duplicates = normalized | "Deduplicate" >> Deduplicate()
     dead = (read_dead, extract_dead, clean_dead, normalize_dead) | "AllDeadLetters" >> beam.Flatten()
-    return Outputs(articles=kept, duplicates=duplicates, dead_letters=dead)
+    return Outputs(
+        articles=kept, duplicates=duplicates, dead_letters=dead, finished=(normalized, dead)
+    )
 
 
 def write(outputs: Outputs, output: str, ctx: RunContext, shards: int) -> None:

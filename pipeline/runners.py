@@ -131,6 +131,16 @@ def pipeline_options(
     return PipelineOptions(flags, **kwargs)
 
 
+def is_local(runner: str, options: PipelineOptions) -> bool:
+    """Whether the workers run on this machine (the DirectRunner, or Dask's local cluster)."""
+    if runner == "direct":
+        return True
+    if runner == "dask":
+        dask = options.view_as(DaskOptions)
+        return not dask.address and not dask.scheduler_file
+    return False
+
+
 # --- Dask -------------------------------------------------------------------------------------
 
 
