@@ -206,11 +206,13 @@ class _Bundle:
         try:
             with sampler.scoped_state(self.label, "process", metrics_container=container):
                 invoker.invoke_setup()
-                invoker.invoke_start_bundle()
-                for item in items:
-                    invoker.invoke_process(get_windowed_value(item, self.window_fn))
-                invoker.invoke_finish_bundle()
-                invoker.invoke_teardown()
+                try:
+                    invoker.invoke_start_bundle()
+                    for item in items:
+                        invoker.invoke_process(get_windowed_value(item, self.window_fn))
+                    invoker.invoke_finish_bundle()
+                finally:
+                    invoker.invoke_teardown()
         finally:
             statesampler.set_current_tracker(None)
         outputs.values.append((_METRICS, container.get_cumulative().counters))
@@ -299,10 +301,14 @@ class DaskRunResult(PipelineResult):
 
         if self._state in (PipelineState.DONE, PipelineState.FAILED):
             return self._state
+        timeout = duration / 1000 if duration is not None else None
         try:
-            timeout = duration / 1000 if duration is not None else None
+            ddist.wait(self.futures + self.metric_futures, timeout=timeout)
+        except ddist.TimeoutError:
+            return self._state  # still running: the caller may wait again
+        try:
             # Gathering raises a worker's exception here rather than leaving it on the cluster.
-            for _future in ddist.as_completed(self.futures, timeout=timeout, with_results=True):
+            for _future in ddist.as_completed(self.futures, with_results=True):
                 pass
             for updates in self.client.gather(self.metric_futures):
                 for bundle_counters in updates:
@@ -366,6 +372,8 @@ class NewsIngestDaskRunner(DaskRunner):
     def run_pipeline(self, pipeline: Any, options: PipelineOptions) -> DaskRunResult:
         import dask.distributed as ddist
 
+        # dask configures its loggers at INFO on import; follow the CLI's verbosity instead.
+        logging.getLogger("distributed").setLevel(logging.getLogger().getEffectiveLevel())
         dask_options = options.view_as(DaskOptions).get_all_options(
             drop_default=True, current_only=True
         )
