@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -13,7 +14,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipeline import __version__, graph, manifest, runners
+from pipeline import __version__, graph, manifest, progress, runners
 from pipeline.config import Config, resolve
 from transforms import sinks
 from transforms.schema import SCHEMA_VERSION, UTC
@@ -68,8 +69,14 @@ class RunResult:
     manifest_path: str
 
 
-def run(cfg: Config, run_id: str | None = None, beam_args: list[str] | None = None) -> RunResult:
-    """Run the batch pipeline described by ``cfg``."""
+def run(
+    cfg: Config,
+    run_id: str | None = None,
+    beam_args: list[str] | None = None,
+    show_progress: bool = False,
+) -> RunResult:
+    """Run the batch pipeline described by ``cfg``; with ``show_progress``, redraw a progress
+    line on stderr while it runs (local runners only: remote workers cannot reach it)."""
     started = dt.datetime.now(UTC)
     t0 = time.monotonic()
     run_id = check_run_id(run_id) if run_id else new_run_id(started)
@@ -85,13 +92,19 @@ def run(cfg: Config, run_id: str | None = None, beam_args: list[str] | None = No
     if index:
         sinks.prepare_index(index, run_id)
 
-    options = runners.pipeline_options(cfg.runner.name, cfg.runner.workers, beam_args or [])
+    options = runners.pipeline_options(
+        cfg.runner.name, cfg.runner.workers, beam_args or [], cfg.runner.options
+    )
     ctx = graph.RunContext(run_id=run_id, started_at=started, pipeline_version=__version__)
     p = beam.Pipeline(options=options)
     outputs = graph.build(p, cfg, paths, index_files, run_id)
     graph.write(outputs, output, ctx, cfg.output.shards, index)
-    result = p.run()
-    result.wait_until_finish()
+    with contextlib.ExitStack() as stack:
+        if show_progress and runners.is_local(cfg.runner.name, options):
+            reporter = stack.enter_context(progress.Reporter(total=len(paths)))
+            outputs.finished | "ReportProgress" >> progress.CountDocuments(reporter.port)
+        result = p.run()
+        result.wait_until_finish()
 
     files = sinks.commit_run(output, run_id, started.date())
     if index:

@@ -64,6 +64,9 @@ class Outputs:
     duplicates: beam.PCollection
     dead_letters: beam.PCollection
     index: beam.PCollection | None = None
+    # Each input document once it is through the per-document stages (before any grouping):
+    # what progress reporting counts.
+    finished: tuple[beam.PCollection, ...] = ()
 
 
 def extract_options(cfg: Config) -> ExtractOptions:
@@ -185,6 +188,7 @@ def build(
         duplicates=duplicates,
         dead_letters=dead,
         index=indexed if cfg.dedup.index else None,
+        finished=(normalized, dead),
     )
 
 
