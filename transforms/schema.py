@@ -261,6 +261,11 @@ TABLES = {
 # The column that identifies a row of each table (unique within a run; merge key for loads).
 ROW_ID = {"articles": "article_id", "duplicates": "article_id", "dead_letters": "dead_letter_id"}
 
+# Tables whose ROW_ID is unique within a run (checked before a file is committed). A duplicates
+# or dead-letters row is one input occurrence: the same page listed twice in a feed, or the same
+# file under two folders, gives two rows with one id, and both must be kept for the accounting.
+UNIQUE_ROW_ID = frozenset({"articles"})
+
 
 def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:

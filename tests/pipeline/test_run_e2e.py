@@ -192,3 +192,23 @@ def test_unknown_config_key_fails_at_start(tmp_path):
     proc = run_cli("run", "--config", str(cfg), "--output", str(tmp_path / "o"))
     assert proc.returncode == 2
     assert "output.shardz" in proc.stderr
+
+
+def test_the_same_file_in_three_folders_is_one_article_and_two_duplicates(tmp_path):
+    # Equal bytes and base name give one article_id: the two copies are two duplicates rows
+    # with the same id (each an input occurrence), which must not fail the run.
+    inputs = tmp_path / "in"
+    for folder in ("a", "b", "c"):
+        (inputs / folder).mkdir(parents=True)
+        shutil.copy(SEEDS / "002_c9ef6f29cfe5848e.txt", inputs / folder / "same.txt")
+    out = tmp_path / "out"
+    proc = run_cli("run", "--input", str(inputs), "--output", str(out), "--run-id", "tri")
+    assert proc.returncode == 0, proc.stderr
+    (kept,) = read_table(out, "articles").column("article_id").to_pylist()
+    dups = read_table(out, "duplicates").to_pylist()
+    assert [d["article_id"] for d in dups] == [kept, kept]
+    assert {d["duplicate_of"] for d in dups} == {kept}
+    refs = [
+        r for t in ("articles", "duplicates") for r in read_table(out, t)["source_ref"].to_pylist()
+    ]
+    assert sorted(refs) == sorted(str(p) for p in inputs.rglob("same.txt"))

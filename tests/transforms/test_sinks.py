@@ -119,3 +119,12 @@ def test_a_rerun_never_touches_a_run_whose_id_extends_its_own(tmp_path):
     sinks.commit_run(out, "a", DAY)
     assert len(sinks.committed_files(out, "articles")) == 2
     assert len(sinks.committed_files(out, "articles", "a-b")) == 1
+
+
+def test_duplicates_rows_may_share_an_id_but_articles_may_not(tmp_path):
+    rows = [_row(1), _row(1)]
+    rows[1]["source_ref"] = "other/f1.txt"
+    dups = [dict(r, duplicate_of="k", dedup_kind="exact", similarity=1.0) for r in rows]
+    sinks.write_shard("duplicates", dups, str(tmp_path), "r", 0)
+    with pytest.raises(sinks.OutputValidationError, match="not unique"):
+        sinks.write_shard("articles", rows, str(tmp_path), "r", 1)
