@@ -49,7 +49,7 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     cfg = config.load(args.config, _overrides(args))
     result = batch.run(cfg, args.run_id, beam_args)
     print("\n".join(manifest.summary_lines(result.manifest)))
-    return 0
+    return manifest.exit_code(result.manifest)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -40,6 +40,11 @@ class CleanConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ErrorsConfig:
+    max_failure_ratio: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
 class OutputConfig:
     path: str = "output"
     shards: int = 1
@@ -57,6 +62,7 @@ class Config:
     read: ReadConfig = ReadConfig()
     extract: ExtractConfig = ExtractConfig()
     clean: CleanConfig = CleanConfig()
+    errors: ErrorsConfig = ErrorsConfig()
     output: OutputConfig = OutputConfig()
     runner: RunnerConfig = RunnerConfig()
 
@@ -143,6 +149,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("read.max_bytes: must be positive")
     if cfg.clean.min_words < 1:
         raise ConfigError("clean.min_words: must be at least 1")
+    if not 0.0 <= cfg.errors.max_failure_ratio <= 1.0:
+        raise ConfigError("errors.max_failure_ratio: must be between 0 and 1")
     return cfg
 
 

@@ -92,14 +92,34 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
     if manifest.get("top_rules"):
         lines.append("  top cleaning rules:")
         lines += [f"    {k:<28} {v}" for k, v in manifest["top_rules"].items()]
+    budget = manifest.get("error_budget") or {}
+    if budget.get("exceeded"):
+        withheld = manifest.get("withheld") or {}
+        lines.append(
+            f"  ERROR BUDGET EXCEEDED: {budget['failed']} of {budget['records']} records failed "
+            f"({budget['failure_ratio']:.1%} > {budget['max_failure_ratio']:.1%}); "
+            f"{withheld.get('articles', 0)} articles and {withheld.get('duplicates', 0)} "
+            "duplicates not committed, dead letters committed"
+        )
+    if manifest.get("replay_of"):
+        lines.append(
+            f"  replay of run {manifest['replay_of']} "
+            f"({manifest.get('excluded_already_ingested', 0)} rows already ingested, skipped)"
+        )
     lines.append(f"  output: {manifest['output']}")
     return lines
+
+
+def exit_code(manifest: dict[str, Any]) -> int:
+    """0 for a run that succeeded, 1 for one that stopped on its error budget."""
+    return 0 if manifest["status"] == "succeeded" else 1
 
 
 __all__ = [
     "MANIFEST",
     "SCHEMA_VERSION",
     "dead_letter_reasons",
+    "exit_code",
     "read_manifest",
     "summary_lines",
     "table_counts",
