@@ -58,6 +58,22 @@ def write_manifest(output: str, manifest: dict[str, Any]) -> str:
     return per_run
 
 
+def update_manifest(output: str, run_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set keys in the manifest of ``run_id`` (and in the current one when it is that run's)."""
+    body = {**read_manifest(output, run_id), **changes}
+    targets = [os.path.join(output, MANIFESTS, f"{run_id}.json")]
+    current = os.path.join(output, MANIFEST)
+    if os.path.exists(current) and read_manifest(output).get("run_id") == run_id:
+        targets.append(current)
+    text = json.dumps(body, indent=2, sort_keys=True, default=str) + "\n"
+    for path in targets:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    return body
+
+
 def read_manifest(output: str, run_id: str | None = None) -> dict[str, Any]:
     path = (
         os.path.join(output, MANIFESTS, f"{run_id}.json")
@@ -124,5 +140,6 @@ __all__ = [
     "summary_lines",
     "table_counts",
     "top_rules",
+    "update_manifest",
     "write_manifest",
 ]
