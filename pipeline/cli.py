@@ -126,12 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("apache_beam").setLevel(logging.ERROR)
     from pipeline.batch import UsageError
+    from transforms.sinks import OutputValidationError
 
     try:
         return int(args.func(args, rest))
     except (UsageError, ConfigError) as exc:
         print(f"news-ingest: error: {exc}", file=sys.stderr)
         return 2
+    except OutputValidationError as exc:
+        # Nothing of the run was committed; a rerun with the same --run-id starts clean.
+        print(f"news-ingest: error: output validation failed: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("news-ingest: interrupted", file=sys.stderr)
         return 130
