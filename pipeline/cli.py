@@ -89,6 +89,37 @@ def _cmd_replay(args: argparse.Namespace, beam_args: list[str]) -> int:
     return manifest.exit_code(result.manifest)
 
 
+def _add_eval_extraction(sub: Any) -> None:
+    ev = sub.add_parser(
+        "eval-extraction",
+        help="score article extraction on a labelled benchmark directory",
+        description="Score the pipeline's article text (read, extract, clean) against "
+        "DIR/ground-truth.json for DIR/html/*.html.gz with the benchmark's shingle F1.",
+    )
+    ev.add_argument("dir", metavar="DIR", help="benchmark directory")
+    ev.add_argument("--config", metavar="FILE", help="YAML file overlaying configs/default.yaml")
+    ev.add_argument("--worst", type=int, default=10, metavar="N", help="worst pages listed (10)")
+    ev.add_argument("--predictions", metavar="FILE", help="also write {key: text} as JSON here")
+    ev.set_defaults(func=_cmd_eval_extraction)
+
+
+def _cmd_eval_extraction(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from pipeline import config, eval_extraction
+
+    cfg = config.load(args.config)
+    try:
+        pages = eval_extraction.load_benchmark(args.dir)
+    except eval_extraction.BenchmarkMissing as exc:
+        print(f"news-ingest eval-extraction: skipped: {exc}")
+        return 0
+    ev = eval_extraction.evaluate(args.dir, cfg)
+    urls = {key: page["url"] for key, page in pages.items()}
+    print("\n".join(eval_extraction.report_lines(ev, urls, args.worst)))
+    if args.predictions:
+        eval_extraction.write_predictions(args.predictions, ev.predictions)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="news-ingest",
@@ -99,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_replay(sub)
+    _add_eval_extraction(sub)
     return top
 
 
@@ -125,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         handler.addFilter(_quiet_import_noise)
     if not args.verbose:
         logging.getLogger("apache_beam").setLevel(logging.ERROR)
+        # trafilatura warns about every odd link or discarded page; the outcome is in the tables
+        logging.getLogger("trafilatura").setLevel(logging.ERROR)
     from pipeline.batch import UsageError
     from transforms.sinks import OutputValidationError
 

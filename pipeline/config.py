@@ -32,6 +32,14 @@ class ReadConfig:
 @dataclasses.dataclass(frozen=True)
 class ExtractConfig:
     timeout_s: float = 30.0
+    isolation: str = "auto"
+    max_elements: int = 50_000
+    favor_precision: bool = False
+    include_tables: bool = True
+    drop_title_block: bool = True
+    max_link_density: float | None = 0.5
+    second_opinion: bool = True
+    min_agreement: float = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +153,22 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"output.shards: must be at least 1, got {cfg.output.shards}")
     if cfg.extract.timeout_s <= 0:
         raise ConfigError("extract.timeout_s: must be positive")
+    if cfg.extract.isolation not in ("auto", "subprocess", "thread"):
+        raise ConfigError(
+            f"extract.isolation: one of auto, subprocess, thread; got {cfg.extract.isolation!r}"
+        )
+    if cfg.extract.isolation == "subprocess" and cfg.runner.name == "dask":
+        # dask's worker processes are daemonic, and those may not start child processes
+        raise ConfigError("extract.isolation: subprocess is not possible on dask; use thread")
+    if cfg.extract.max_elements < 1:
+        raise ConfigError("extract.max_elements: must be at least 1")
+    density = cfg.extract.max_link_density
+    if density is not None and not 0 <= density <= 1:
+        raise ConfigError(f"extract.max_link_density: must be in [0, 1] or null, got {density}")
+    if not 0 <= cfg.extract.min_agreement <= 1:
+        raise ConfigError(
+            f"extract.min_agreement: must be in [0, 1], got {cfg.extract.min_agreement}"
+        )
     if cfg.read.max_bytes <= 0:
         raise ConfigError("read.max_bytes: must be positive")
     if cfg.clean.min_words < 1:

@@ -12,7 +12,7 @@ from pipeline.config import Config
 from transforms import schema
 from transforms.clean import Clean
 from transforms.dedup import Deduplicate
-from transforms.extract import Extract
+from transforms.extract import Extract, ExtractOptions
 from transforms.normalize import Normalize
 from transforms.schema import Article, DeadLetter, Duplicate
 from transforms.sinks import WriteTable
@@ -53,12 +53,36 @@ class Outputs:
     dead_letters: beam.PCollection
 
 
+def extract_options(cfg: Config) -> ExtractOptions:
+    """The extraction settings of a config (the same mapping the batch graph uses)."""
+    e = cfg.extract
+    return ExtractOptions(
+        max_elements=e.max_elements,
+        favor_precision=e.favor_precision,
+        include_tables=e.include_tables,
+        drop_title_block=e.drop_title_block,
+        max_link_density=e.max_link_density,
+        second_opinion=e.second_opinion,
+        min_agreement=e.min_agreement,
+    )
+
+
+def extract_isolation(cfg: Config) -> str:
+    """``subprocess`` or ``thread``: ``auto`` is thread on dask (its worker processes are
+    daemonic and may not start children), subprocess elsewhere."""
+    if cfg.extract.isolation != "auto":
+        return cfg.extract.isolation
+    return "thread" if cfg.runner.name == "dask" else "subprocess"
+
+
 def build(p: beam.Pipeline, cfg: Config, paths: list[str]) -> Outputs:
     """Wire the batch graph from a listed set of input paths to the three output tables."""
     read_ok, read_dead = p | "ListedInputs" >> beam.Create(paths) | "Read" >> ReadSources(
         cfg.read.max_bytes
     )
-    extracted, extract_dead = read_ok | "Extract" >> Extract(cfg.extract.timeout_s)
+    extracted, extract_dead = read_ok | "Extract" >> Extract(
+        cfg.extract.timeout_s, extract_options(cfg), extract_isolation(cfg)
+    )
     cleaned, clean_dead = extracted | "Clean" >> Clean(cfg.clean.min_words)
     normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
     kept, duplicates = normalized | "Deduplicate" >> Deduplicate()

@@ -92,9 +92,17 @@ class ApplyStage(beam.PTransform):
 
     The DoFn yields records and ``DeadLetter`` rejections; an exception (or a timeout, when
     ``timeout`` seconds are given) turns into a dead letter with reason ``exception``/``timeout``.
+    With ``use_subprocess`` the DoFn runs in a child process that is killed on a timeout or a
+    crash (a thread cannot be stopped: it keeps running after its timeout).
     """
 
-    def __init__(self, stage: str, dofn: beam.DoFn, timeout: float | None = None):
+    def __init__(
+        self,
+        stage: str,
+        dofn: beam.DoFn,
+        timeout: float | None = None,
+        use_subprocess: bool = False,
+    ):
         super().__init__(label=None)
         if not stage:
             raise ValueError("stage needs a name")
@@ -103,10 +111,11 @@ class ApplyStage(beam.PTransform):
         self.stage = stage
         self.dofn = dofn
         self.timeout = timeout
+        self.use_subprocess = use_subprocess
 
     def expand(self, pcoll):  # type: ignore[no-untyped-def]
         good, bad = pcoll | "Process" >> beam.ParDo(self.dofn).with_exception_handling(
-            timeout=self.timeout
+            timeout=self.timeout, use_subprocess=self.use_subprocess
         )
         split = good | "SplitRejections" >> beam.ParDo(_SplitRejections(self.stage)).with_outputs(
             DEAD, main=OK
