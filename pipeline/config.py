@@ -15,6 +15,9 @@ from typing import Any
 
 import yaml
 
+from transforms.feeds import FeedSource, feed_source
+from transforms.fetch import FetchPolicy
+
 HOME = Path(os.environ.get("NEWS_INGEST_HOME", Path(__file__).resolve().parents[1]))
 CONFIG_DIR = HOME / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
@@ -48,6 +51,35 @@ class CleanConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FetchConfig:
+    """HTTP fetching of feeds and pages (see transforms.fetch.FetchPolicy)."""
+
+    user_agent: str = "news-ingest/0.1"
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0
+    total_timeout_s: float = 60.0
+    max_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    retries: int = 2
+    backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
+    min_delay_s: float = 1.0
+    respect_robots: bool = True
+    allow_networks: tuple[str, ...] = ()
+    ca_bundle: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedsConfig:
+    """Feeds polled by a run, besides feed files and feeds lists given as inputs."""
+
+    sources: tuple[Any, ...] = ()
+    fetch_pages: bool = True
+    max_entries: int = 1000
+    state_dir: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class ErrorsConfig:
     max_failure_ratio: float = 0.5
 
@@ -70,6 +102,8 @@ class Config:
     read: ReadConfig = ReadConfig()
     extract: ExtractConfig = ExtractConfig()
     clean: CleanConfig = CleanConfig()
+    fetch: FetchConfig = FetchConfig()
+    feeds: FeedsConfig = FeedsConfig()
     errors: ErrorsConfig = ErrorsConfig()
     output: OutputConfig = OutputConfig()
     runner: RunnerConfig = RunnerConfig()
@@ -173,9 +207,29 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("read.max_bytes: must be positive")
     if cfg.clean.min_words < 1:
         raise ConfigError("clean.min_words: must be at least 1")
+    fetch_policy(cfg)
+    feed_sources(cfg)
+    if cfg.feeds.max_entries < 1:
+        raise ConfigError("feeds.max_entries: must be at least 1")
     if not 0.0 <= cfg.errors.max_failure_ratio <= 1.0:
         raise ConfigError("errors.max_failure_ratio: must be between 0 and 1")
     return cfg
+
+
+def fetch_policy(cfg: Config) -> FetchPolicy:
+    """The fetch policy of the ``fetch:`` section."""
+    try:
+        return FetchPolicy(**dataclasses.asdict(cfg.fetch))
+    except ValueError as exc:
+        raise ConfigError(f"fetch: {exc}") from exc
+
+
+def feed_sources(cfg: Config) -> list[FeedSource]:
+    """The feeds of the ``feeds.sources`` section."""
+    try:
+        return [feed_source(f, f"feeds.sources[{i}]") for i, f in enumerate(cfg.feeds.sources)]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

@@ -8,15 +8,17 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError, feed_sources, fetch_policy
 from transforms import schema
 from transforms.clean import Clean
 from transforms.dedup import Deduplicate
 from transforms.extract import Extract, ExtractOptions
+from transforms.feeds import EntriesToWork, FeedSource, PollFeeds, feed_source, load_feed_list
+from transforms.fetch import FetchPages
 from transforms.normalize import Normalize
-from transforms.schema import Article, DeadLetter, Duplicate
+from transforms.schema import SOURCE_FEED, Article, DeadLetter, Duplicate
 from transforms.sinks import WriteTable
-from transforms.sources import ReadSources
+from transforms.sources import FEED_LIST, ReadSources, kind_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,18 +77,65 @@ def extract_isolation(cfg: Config) -> str:
     return "thread" if cfg.runner.name == "dask" else "subprocess"
 
 
+def feed_inputs(cfg: Config, paths: list[str]) -> list[FeedSource]:
+    """The feeds of a run, listed on the launcher: feed files and feeds lists among the input
+    paths, then ``feeds.sources`` of the config."""
+    feeds: list[FeedSource] = []
+    for path in paths:
+        kind = kind_of(path)
+        try:
+            if kind == FEED_LIST:
+                feeds.extend(load_feed_list(path))
+            elif kind == SOURCE_FEED:
+                feeds.append(feed_source(path))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+    feeds.extend(feed_sources(cfg))
+    return sorted(set(feeds), key=lambda f: (f.url, repr(f)))
+
+
+def _feed_documents(
+    p: beam.Pipeline, cfg: Config, feeds: list[FeedSource]
+) -> tuple[beam.PCollection, list[beam.PCollection]]:
+    """Feeds -> entries -> fetched pages (or the entries' own content) as RawDocuments."""
+    policy = fetch_policy(cfg)
+    entries, poll_dead = (
+        p
+        | "ListedFeeds" >> beam.Create(feeds)
+        | "PollFeeds"
+        >> PollFeeds(policy, cfg.read.max_bytes, cfg.feeds.max_entries, cfg.feeds.state_dir)
+    )
+    work, entry_dead = entries | "FeedEntries" >> EntriesToWork(cfg.feeds.fetch_pages)
+    if not cfg.feeds.fetch_pages:
+        return work, [poll_dead, entry_dead]
+    pages, fetch_dead = work | "FetchPages" >> FetchPages(policy)
+    return pages, [poll_dead, entry_dead, fetch_dead]
+
+
 def build(p: beam.Pipeline, cfg: Config, paths: list[str]) -> Outputs:
     """Wire the batch graph from a listed set of input paths to the three output tables."""
-    read_ok, read_dead = p | "ListedInputs" >> beam.Create(paths) | "Read" >> ReadSources(
-        cfg.read.max_bytes
+    files = [path for path in paths if kind_of(path) not in (SOURCE_FEED, FEED_LIST)]
+    feeds = feed_inputs(cfg, paths)
+    read_ok, read_dead = (
+        p | "ListedInputs" >> beam.Create(files) | "Read" >> ReadSources(cfg.read.max_bytes)
     )
+    early_dead = [read_dead]
+    if feeds:
+        feed_docs, feed_dead = _feed_documents(p, cfg, feeds)
+        read_ok = (read_ok, feed_docs) | "AllDocuments" >> beam.Flatten()
+        early_dead += feed_dead
     extracted, extract_dead = read_ok | "Extract" >> Extract(
         cfg.extract.timeout_s, extract_options(cfg), extract_isolation(cfg)
     )
     cleaned, clean_dead = extracted | "Clean" >> Clean(cfg.clean.min_words)
     normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
     kept, duplicates = normalized | "Deduplicate" >> Deduplicate()
-    dead = (read_dead, extract_dead, clean_dead, normalize_dead) | "AllDeadLetters" >> beam.Flatten()
+    dead = (
+        *early_dead,
+        extract_dead,
+        clean_dead,
+        normalize_dead,
+    ) | "AllDeadLetters" >> beam.Flatten()
     return Outputs(articles=kept, duplicates=duplicates, dead_letters=dead)
 
 

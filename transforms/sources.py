@@ -1,11 +1,14 @@
 """Input sources: list input paths before the pipeline starts, read each into ``RawDocument``s.
 
 Listing happens on the launcher (Beam's DaskRunner cannot run ``Read``-based sources), so the
-graph starts from ``beam.Create(paths)`` and each path is read inside a ``DoFn``.
+graph starts from ``beam.Create(paths)`` and each path is read inside a ``DoFn``. Text and HTML
+files are one document each; a WARC file is one document per HTTP response record. Feed files
+and feeds lists are listed here too, but read by ``transforms.feeds``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import gzip
 import os
@@ -13,11 +16,23 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 
-from transforms.schema import SOURCE_HTML, SOURCE_TEXT, DeadLetter, RawDocument
+from transforms.schema import (
+    SOURCE_FEED,
+    SOURCE_HTML,
+    SOURCE_TEXT,
+    SOURCE_WARC,
+    UTC,
+    DeadLetter,
+    RawDocument,
+)
 from transforms.stage import ApplyStage, rejection
 
 STAGE = "read"
+
+# Listing kind of a YAML feeds list (not a source kind: its feeds are polled, not read).
+FEED_LIST = "feedlist"
 
 # Extension -> source kind. Longest suffix wins (".html.gz" before ".gz").
 EXTENSIONS: dict[str, str] = {
@@ -28,7 +43,19 @@ EXTENSIONS: dict[str, str] = {
     ".html.gz": SOURCE_HTML,
     ".htm.gz": SOURCE_HTML,
     ".txt.gz": SOURCE_TEXT,
+    ".warc": SOURCE_WARC,
+    ".warc.gz": SOURCE_WARC,
+    ".xml": SOURCE_FEED,
+    ".rss": SOURCE_FEED,
+    ".atom": SOURCE_FEED,
+    ".json": SOURCE_FEED,
+    ".yaml": FEED_LIST,
+    ".yml": FEED_LIST,
 }
+
+# Too ambiguous to pick up while walking a directory (any XML, JSON or YAML file would do);
+# they are inputs when named explicitly.
+EXPLICIT_ONLY = (".xml", ".json", ".yaml", ".yml")
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
@@ -59,7 +86,9 @@ def list_inputs(specs: Sequence[str], extensions: dict[str, str] = EXTENSIONS) -
                 os.path.join(root, name)
                 for root, _dirs, files in os.walk(spec)
                 for name in files
-                if kind_of(name, extensions) and not name.startswith(".")
+                if kind_of(name, extensions)
+                and not name.startswith(".")
+                and not name.lower().endswith(EXPLICIT_ONLY)
             ]
             if not matched:
                 raise InputError(f"no input files ({', '.join(sorted(extensions))}) under {spec}")
@@ -93,9 +122,98 @@ def read_capped(path: str, max_bytes: int) -> bytes:
         return fh.read()
 
 
+def _warc_dead(ref: str, url: str | None, reason: str, message: str) -> DeadLetter:
+    return DeadLetter(
+        source_ref=ref,
+        stage=STAGE,
+        reason=reason,
+        error_message=message,
+        source_kind=SOURCE_WARC,
+        url=url,
+    )
+
+
+WARC_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def read_warc(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocument | DeadLetter]:
+    """One document per HTTP response record of a WARC file (``.warc`` or ``.warc.gz``).
+
+    Other record types (request, metadata, warcinfo, revisit) are not documents and are
+    skipped (counted). A response with a non-2xx status or a non-HTML body is a dead letter.
+    Each document's ``source_ref`` is ``path@offset`` of its record; ``url`` is the record's
+    WARC-Target-URI and ``fetched_at`` its WARC-Date; the body is transcoded to UTF-8 from the
+    charset of its HTTP headers (or detected).
+    """
+    from warcio.archiveiterator import ArchiveIterator
+
+    from transforms.fetch import canonical_link, canonicalize_url, to_utf8
+
+    skipped = Metrics.counter(STAGE, "warc_records_skipped")
+    ref = path
+    try:
+        with open(path, "rb") as fh:
+            records = ArchiveIterator(fh)
+            for record in records:
+                if record.rec_type != "response":
+                    skipped.inc()
+                    continue
+                url = record.rec_headers.get_header("WARC-Target-URI")
+                http = record.http_headers
+                if http is None:
+                    skipped.inc()
+                    continue
+                # The body first: warcio finds a record's offset by reading it to the end.
+                body = record.content_stream().read(max_bytes + 1)
+                ref = f"{path}@{records.get_record_offset()}"
+                status = http.get_statuscode() or ""
+                if not status:
+                    yield _warc_dead(ref, url, "bad_record", "response record without a status")
+                    continue
+                if not status.startswith("2"):
+                    yield _warc_dead(ref, url, f"http_{status}", f"HTTP status {status}")
+                    continue
+                ctype = http.get_header("Content-Type")
+                mime = (ctype or "text/html").split(";", 1)[0].strip().lower()
+                if mime not in WARC_HTML_TYPES:
+                    yield _warc_dead(ref, url, "not_html", f"content-type {mime}")
+                    continue
+                if len(body) > max_bytes:
+                    yield _warc_dead(ref, url, "too_large", f"body exceeds {max_bytes} bytes")
+                    continue
+                content, _charset = to_utf8(body, ctype)
+                canonical = canonical_link(content, url) if url else None
+                canonical = canonical or canonicalize_url(url)
+                yield RawDocument(
+                    source_ref=ref,
+                    source_kind=SOURCE_WARC,
+                    content=content,
+                    url=url,
+                    fetched_at=_warc_date(record.rec_headers.get_header("WARC-Date")),
+                    content_type=f"{mime}; charset=utf-8",
+                    hints=(("canonical_url", canonical),) if canonical else (),
+                )
+    except Exception as exc:  # noqa: BLE001 - warcio raises anything on broken input
+        yield _warc_dead(ref, None, "bad_warc", f"{type(exc).__name__}: {exc}"[:2000])
+
+
+def _warc_date(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def read_path(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocument | DeadLetter]:
-    """Read one input path into documents (one for a text or HTML file)."""
+    """Read one input path into documents (one for a text or HTML file, one per response
+    record of a WARC file)."""
     kind = kind_of(path) or SOURCE_TEXT
+    if kind == SOURCE_WARC:
+        yield from read_warc(path, max_bytes)
+        return
     try:
         content = read_capped(path, max_bytes)
     except (OSError, ValueError, EOFError) as exc:

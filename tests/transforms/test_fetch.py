@@ -1,0 +1,551 @@
+"""The one fetch function against a real HTTP server on 127.0.0.1 (never the internet)."""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import threading
+import urllib.parse
+import zlib
+from collections.abc import Iterator
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing import test_pipeline
+from apache_beam.testing.util import assert_that, equal_to
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.localhttp import LocalServer, Reply, gzip_reply, html_reply, serving
+from transforms.fetch import (
+    Fetcher,
+    FetchError,
+    FetchPages,
+    FetchPolicy,
+    PageRequest,
+    canonical_link,
+    canonicalize_url,
+    checked_address,
+    detect_charset,
+    is_public_address,
+    page_document,
+    parse_target,
+    read_body,
+    retry_after_s,
+    to_utf8,
+)
+from transforms.schema import DeadLetter, RawDocument
+
+LOOPBACK = ("127.0.0.1/32",)
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    with serving() as local:
+        yield local
+
+
+def policy(**kw) -> FetchPolicy:
+    base = dict(
+        min_delay_s=0.0,
+        backoff_s=0.01,
+        max_backoff_s=5.0,
+        retries=2,
+        connect_timeout_s=2.0,
+        read_timeout_s=1.0,
+        total_timeout_s=5.0,
+        allow_networks=LOOPBACK,
+    )
+    base.update(kw)
+    return FetchPolicy(**base)
+
+
+class RecordingSleep:
+    """Stands in for time.sleep: records the waits the fetcher asks for, sleeps not at all."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def fetch_error(fetcher: Fetcher, url: str) -> FetchError:
+    with pytest.raises(FetchError) as info:
+        fetcher.fetch(url)
+    return info.value
+
+
+PAGE = "<html><head><title>T</title></head><body><p>Hello page.</p></body></html>"
+
+
+# --- pure parts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("HTTPS://Example.COM/a?utm_source=x&id=3&fbclid=9#frag", "https://example.com/a?id=3"),
+        ("http://example.com:80/news/story.html?gclid=abc", "http://example.com/news/story.html"),
+        ("http://example.com/a?b=2&a=1#top", "http://example.com/a?a=1&b=2"),
+        ("ftp://example.com/file", None),
+        ("/relative/only", None),
+        ("", None),
+    ],
+)
+def test_canonicalize_url(url, expected):
+    assert canonicalize_url(url) == expected
+
+
+def test_canonical_link_is_resolved_and_canonicalized():
+    page = b'<html><head><LINK rel="Canonical" href="/story?utm_medium=rss"></head><body>'
+    assert canonical_link(page, "http://News.example.org/x") == "http://news.example.org/story"
+    assert (
+        canonical_link(b"<html><head></head><link rel=canonical href=/late>", "http://a.b/") is None
+    )
+    assert canonical_link(b'<link rel="canonical" href="javascript:x">', "http://a.b/") is None
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.100.100.200",
+        "0.0.0.0",
+        "::1",
+        "fe80::1",
+        "fd00:ec2::254",
+        "::ffff:127.0.0.1",
+        "224.0.0.1",
+    ],
+)
+def test_non_public_addresses_are_refused(address):
+    assert not is_public_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700::1111", "8.8.8.8"])
+def test_public_addresses_pass(address):
+    assert is_public_address(ipaddress.ip_address(address))
+
+
+def test_every_resolved_address_must_be_public():
+    target = parse_target("http://news.example/a")
+    public = checked_address(target, (), resolver=lambda h, p: ["93.184.216.34"])
+    assert public == "93.184.216.34"
+    with pytest.raises(FetchError) as info:
+        checked_address(target, (), resolver=lambda h, p: ["93.184.216.34", "10.0.0.7"])
+    assert info.value.reason == "blocked_address"
+    allow = (ipaddress.ip_network("10.0.0.0/8"),)
+    assert checked_address(target, allow, resolver=lambda h, p: ["10.0.0.7"]) == "10.0.0.7"
+
+
+def test_dns_failure_is_a_reason():
+    def fail(host, port):
+        raise OSError("Name or service not known")
+
+    with pytest.raises(FetchError) as info:
+        checked_address(parse_target("http://nowhere.invalid/"), (), resolver=fail)
+    assert info.value.reason == "dns_error"
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/x", "gopher://x/", "x"])
+def test_only_http_and_https(url):
+    with pytest.raises(FetchError) as info:
+        Fetcher(policy()).fetch(url)
+    assert info.value.reason in ("blocked_scheme", "bad_url")
+
+
+def test_gzip_bomb_is_capped_without_inflating_it():
+    bomb = gzip.compress(b"\0" * (30 * 1024 * 1024))
+    chunks = [bomb[i : i + 4096] for i in range(0, len(bomb), 4096)]
+    with pytest.raises(FetchError) as info:
+        read_body(iter(chunks), "gzip", 1024 * 1024, "http://x/")
+    assert info.value.reason == "too_large"
+    assert read_body(iter([gzip.compress(b"ok" * 10)]), "gzip", 100, "u") == b"ok" * 10
+    assert read_body(iter([zlib.compress(b"deflated")]), "deflate", 100, "u") == b"deflated"
+    with pytest.raises(FetchError) as info:
+        read_body(iter([b"not gzip at all"]), "gzip", 100, "u")
+    assert info.value.reason == "bad_encoding"
+    with pytest.raises(FetchError) as info:
+        read_body(iter([b"x"]), "br", 100, "u")
+    assert info.value.reason == "unsupported_encoding"
+
+
+def test_retry_after_forms():
+    assert retry_after_s("7") == 7.0
+    assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert retry_after_s("soon") is None
+    assert retry_after_s(None) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "header", "expected"),
+    [
+        (
+            "Élection à Genève: les électeurs ont voté.",
+            "cp1252",
+            "text/html; charset=utf-8",
+            "cp1252",
+        ),
+        (
+            "Élection à Genève: les électeurs ont voté.",
+            "utf-8",
+            "text/html; charset=iso-8859-1",
+            "utf-8",
+        ),
+        ('<meta charset="koi8-r"><p>Выборы прошли спокойно.</p>', "koi8-r", None, "koi8-r"),
+        ("plain ascii", "ascii", None, "utf-8"),
+    ],
+)
+def test_detect_charset(text, encoding, header, expected):
+    assert detect_charset(text.encode(encoding), header) == expected
+
+
+def test_policy_checks_its_arguments():
+    with pytest.raises(ValueError, match="max_bytes"):
+        FetchPolicy(max_bytes=0)
+    with pytest.raises(ValueError, match="allow_networks"):
+        FetchPolicy(allow_networks=("not-a-network",))
+
+
+# --- against the local server -------------------------------------------------------------
+
+
+def test_fetches_a_page_with_the_configured_user_agent(server: LocalServer):
+    server.routes["/a"] = html_reply(PAGE)
+    result = Fetcher(policy(user_agent="TestBot/9.9")).fetch(server.url("/a"))
+    assert result.status == 200
+    assert result.content == PAGE.encode()
+    assert result.content_type.startswith("text/html")
+    assert server.headers_of("/a")[0]["User-Agent"] == "TestBot/9.9"
+
+
+def test_loopback_is_refused_without_the_allowlist(server: LocalServer):
+    server.routes["/a"] = html_reply(PAGE)
+    fetcher = Fetcher(policy(allow_networks=()))
+    # The check runs on resolved addresses, so other spellings of loopback are caught too.
+    for host in ("127.0.0.1", "localhost", "2130706433", "0x7f000001", "127.1"):
+        url = server.url("/a").replace("127.0.0.1", host)
+        assert fetch_error(fetcher, url).reason == "blocked_address", host
+    assert server.hits["/a"] == 0
+    assert server.hits["/robots.txt"] == 0
+
+
+def test_each_redirect_hop_is_checked_again(server: LocalServer):
+    server.routes["/to-metadata"] = Reply(
+        302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}
+    )
+    server.routes["/to-file"] = Reply(302, headers={"Location": "file:///etc/passwd"})
+    fetcher = Fetcher(policy())
+    assert fetch_error(fetcher, server.url("/to-metadata")).reason == "blocked_address"
+    assert fetch_error(fetcher, server.url("/to-file")).reason == "blocked_scheme"
+
+
+def test_redirects_are_followed_and_bounded(server: LocalServer):
+    server.routes["/old"] = Reply(301, headers={"Location": "/mid"})
+    server.routes["/mid"] = Reply(307, headers={"Location": server.url("/new")})
+    server.routes["/new"] = html_reply(PAGE)
+    server.routes["/loop-a"] = Reply(302, headers={"Location": "/loop-b"})
+    server.routes["/loop-b"] = Reply(302, headers={"Location": "/loop-a"})
+    for i in range(10):
+        server.routes[f"/hop{i}"] = Reply(302, headers={"Location": f"/hop{i + 1}"})
+    fetcher = Fetcher(policy(max_redirects=3))
+    result = fetcher.fetch(server.url("/old"))
+    assert result.final_url == server.url("/new")
+    assert result.redirects == (server.url("/mid"), server.url("/new"))
+    assert fetch_error(fetcher, server.url("/loop-a")).reason == "redirect_loop"
+    assert fetch_error(fetcher, server.url("/hop0")).reason == "too_many_redirects"
+    assert server.hits["/hop4"] == 0
+
+
+def test_503_with_retry_after_is_retried_after_the_wait(server: LocalServer):
+    server.routes["/busy"] = [
+        Reply(503, headers={"Retry-After": "3"}),
+        html_reply(PAGE),
+    ]
+    sleep = RecordingSleep()
+    result = Fetcher(policy(), sleep=sleep).fetch(server.url("/busy"))
+    assert result.status == 200
+    assert server.hits["/busy"] == 2
+    assert max(sleep.waits) > 2.0
+
+
+def test_429_gives_up_after_the_retries(server: LocalServer):
+    server.routes["/limited"] = Reply(429, headers={"Retry-After": "2"})
+    sleep = RecordingSleep()
+    fetcher = Fetcher(policy(retries=2, respect_robots=False), sleep=sleep)
+    error = fetch_error(fetcher, server.url("/limited"))
+    assert error.reason == "http_429"
+    assert server.hits["/limited"] == 3
+    assert len(sleep.waits) == 2
+    # The last Retry-After still holds the host's next request back.
+    server.routes["/next"] = html_reply(PAGE)
+    fetcher.fetch(server.url("/next"))
+    assert len(sleep.waits) == 3 and sleep.waits[-1] > 1.0
+
+
+def test_a_retry_after_beyond_the_cap_ends_the_fetch_at_once(server: LocalServer):
+    server.routes["/later"] = Reply(503, headers={"Retry-After": "3600"})
+    server.routes["/other"] = html_reply(PAGE)
+    fetcher = Fetcher(policy(max_backoff_s=10, respect_robots=False))
+    error = fetch_error(fetcher, server.url("/later"))
+    assert error.reason == "http_503"
+    assert server.hits["/later"] == 1
+    # The rest of the host's pages are not asked for while it wants to be left alone.
+    assert fetch_error(fetcher, server.url("/other")).reason == "http_503"
+    assert server.hits["/other"] == 0
+
+
+def test_5xx_is_retried_with_backoff(server: LocalServer):
+    server.routes["/flaky"] = [Reply(500), Reply(502), html_reply(PAGE)]
+    sleep = RecordingSleep()
+    result = Fetcher(policy(backoff_s=1.0), sleep=sleep).fetch(server.url("/flaky"))
+    assert result.content == PAGE.encode()
+    assert server.hits["/flaky"] == 3
+    assert len(sleep.waits) == 2 and sleep.waits[1] > sleep.waits[0]
+
+
+def test_404_is_not_retried(server: LocalServer):
+    assert fetch_error(Fetcher(policy()), server.url("/missing")).reason == "http_404"
+    assert server.hits["/missing"] == 1
+
+
+def test_slow_headers_time_out_and_are_retried(server: LocalServer):
+    server.routes["/slow"] = html_reply(PAGE, delay_s=1.5)
+    error = fetch_error(Fetcher(policy(read_timeout_s=0.3, retries=1)), server.url("/slow"))
+    assert error.reason == "timeout"
+    assert server.hits["/slow"] == 2
+
+
+def test_a_slow_drip_body_hits_the_total_timeout(server: LocalServer):
+    server.routes["/drip"] = Reply(body=b"x" * 40, drip_s=0.1)
+    fetcher = Fetcher(policy(read_timeout_s=1.0, total_timeout_s=0.5, retries=0))
+    assert fetch_error(fetcher, server.url("/drip")).reason == "timeout"
+
+
+def test_oversized_bodies_are_refused(server: LocalServer):
+    server.routes["/big"] = Reply(body=b"x" * 5000)
+    server.routes["/big-unannounced"] = Reply(body=b"x" * 5000, content_length=False)
+    server.routes["/bomb"] = gzip_reply(b"<p>" + b"\0" * (20 * 1024 * 1024))
+    server.routes["/small-gzip"] = gzip_reply(PAGE.encode())
+    fetcher = Fetcher(policy(max_bytes=4096, retries=0))
+    assert fetch_error(fetcher, server.url("/big")).reason == "too_large"
+    assert fetch_error(fetcher, server.url("/big-unannounced")).reason == "too_large"
+    assert fetch_error(fetcher, server.url("/bomb")).reason == "too_large"
+    assert fetcher.fetch(server.url("/small-gzip")).content == PAGE.encode()
+    assert server.headers_of("/small-gzip")[0]["Accept-Encoding"] == "gzip, deflate"
+
+
+def test_conditional_get_returns_not_modified(server: LocalServer):
+    def feed(handler) -> Reply:
+        if handler.headers.get("If-None-Match") == '"v1"':
+            return Reply(304, headers={"ETag": '"v1"'})
+        return Reply(
+            body=b"<rss/>",
+            headers={"ETag": '"v1"', "Last-Modified": "Sun, 22 Nov 2026 05:00:00 GMT"},
+        )
+
+    server.routes["/feed"] = feed
+    fetcher = Fetcher(policy())
+    first = fetcher.fetch(server.url("/feed"))
+    assert (first.status, first.etag) == (200, '"v1"')
+    second = fetcher.fetch(server.url("/feed"), etag=first.etag, last_modified=first.last_modified)
+    assert second.not_modified and second.content == b""
+    sent = server.headers_of("/feed")[1]
+    assert sent["If-None-Match"] == '"v1"'
+    assert sent["If-Modified-Since"] == "Sun, 22 Nov 2026 05:00:00 GMT"
+
+
+def test_robots_txt_is_honoured(server: LocalServer):
+    server.routes["/robots.txt"] = Reply(
+        body=b"User-agent: *\nDisallow: /private\n\nUser-agent: OtherBot\nDisallow: /\n"
+    )
+    server.routes["/private/a"] = html_reply(PAGE)
+    server.routes["/public/a"] = html_reply(PAGE)
+    fetcher = Fetcher(policy())
+    assert fetch_error(fetcher, server.url("/private/a")).reason == "robots_disallowed"
+    assert fetcher.fetch(server.url("/public/a")).status == 200
+    assert server.hits["/private/a"] == 0
+    assert server.hits["/robots.txt"] == 1
+    blind = Fetcher(policy(respect_robots=False))
+    assert blind.fetch(server.url("/private/a")).status == 200
+    other = Fetcher(policy(user_agent="OtherBot/1.0"))
+    assert fetch_error(other, server.url("/public/a")).reason == "robots_disallowed"
+
+
+def test_unreachable_robots_txt_disallows_but_a_missing_one_allows(server: LocalServer):
+    server.routes["/a"] = html_reply(PAGE)
+    server.routes["/robots.txt"] = Reply(500)
+    error = fetch_error(Fetcher(policy(retries=0)), server.url("/a"))
+    assert error.reason == "robots_unavailable"
+    server.routes["/robots.txt"] = Reply(404)
+    assert Fetcher(policy(retries=0)).fetch(server.url("/a")).status == 200
+
+
+def test_one_request_at_a_time_per_host(server: LocalServer):
+    for i in range(4):
+        server.routes[f"/p{i}"] = html_reply(PAGE, delay_s=0.1)
+    fetcher = Fetcher(policy(respect_robots=False))
+    threads = [
+        threading.Thread(target=fetcher.fetch, args=(server.url(f"/p{i}"),)) for i in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(server.hits[f"/p{i}"] for i in range(4)) == 4
+    assert server.max_in_flight == 1
+
+
+def test_min_delay_between_requests_to_a_host(server: LocalServer):
+    server.routes["/a"] = html_reply(PAGE)
+    sleep = RecordingSleep()
+    fetcher = Fetcher(policy(min_delay_s=30.0, respect_robots=False), sleep=sleep)
+    fetcher.fetch(server.url("/a"))
+    assert sleep.waits == []
+    fetcher.fetch(server.url("/a"))
+    assert len(sleep.waits) == 1 and sleep.waits[0] > 25.0
+
+
+def test_wrong_charsets_become_utf8_documents(server: LocalServer):
+    text = "Élection à Genève: les électeurs genevois ont dit non à la réforme."
+    page = f"<html><head><title>x</title></head><body><p>{text}</p></body></html>"
+    server.routes["/latin1-says-utf8"] = Reply(
+        body=page.encode("cp1252"), headers={"Content-Type": "text/html; charset=utf-8"}
+    )
+    server.routes["/utf8-says-latin1"] = Reply(
+        body=page.encode("utf-8"), headers={"Content-Type": "text/html; charset=iso-8859-1"}
+    )
+    fetcher = Fetcher(policy(respect_robots=False))
+    for path in ("/latin1-says-utf8", "/utf8-says-latin1"):
+        request = PageRequest(url=server.url(path), source_ref=path, source_kind="feed")
+        doc = page_document(request, fetcher.fetch(request.url))
+        assert isinstance(doc, RawDocument)
+        assert text in doc.content.decode("utf-8")
+        assert doc.content_type == "text/html; charset=utf-8"
+
+
+def test_page_document_keeps_hints_and_finds_the_canonical_url(server: LocalServer):
+    server.routes["/story?utm_source=rss"] = html_reply(
+        '<html><head><link rel="canonical" href="/canonical-story"></head><body>x</body></html>'
+    )
+    server.routes["/image"] = Reply(body=b"\x89PNG", headers={"Content-Type": "image/png"})
+    fetcher = Fetcher(policy(respect_robots=False))
+    request = PageRequest(
+        url=server.url("/story?utm_source=rss"),
+        source_ref="feed.xml",
+        source_kind="feed",
+        hints=(("title", "From the feed"),),
+    )
+    doc = page_document(request, fetcher.fetch(request.url))
+    assert doc.hint("title") == "From the feed"
+    assert doc.hint("canonical_url") == server.url("/canonical-story")
+    assert doc.url == request.url
+    image = PageRequest(url=server.url("/image"), source_ref="f", source_kind="feed")
+    dead = page_document(image, fetcher.fetch(image.url))
+    assert isinstance(dead, DeadLetter) and dead.reason == "not_html"
+
+
+def test_fetch_pages_transform(server: LocalServer):
+    server.routes["/a"] = html_reply(PAGE)
+    server.routes["/b"] = html_reply(PAGE.replace("Hello", "Other"))
+    requests = [
+        PageRequest(server.url("/a"), "feed1", "feed", (("title", "A"),)),
+        PageRequest(server.url("/a#comments"), "feed2", "feed", (("title", "A2"),)),
+        PageRequest(server.url("/b"), "feed1", "feed"),
+        PageRequest(server.url("/gone"), "feed1", "feed"),
+        PageRequest("http://10.9.8.7/x", "feed1", "feed"),
+    ]
+    with test_pipeline.TestPipeline() as p:
+        docs, dead = p | beam.Create(requests) | FetchPages(policy(respect_robots=False))
+        assert_that(
+            docs | "Urls" >> beam.Map(lambda d: (d.url, d.hint("title"), b"Hello" in d.content)),
+            equal_to(
+                [
+                    (server.url("/a"), "A", True),
+                    (server.url("/a#comments"), "A2", True),
+                    (server.url("/b"), None, False),
+                ]
+            ),
+            label="Documents",
+        )
+        assert_that(
+            dead | "Reasons" >> beam.Map(lambda d: (d.stage, d.reason, d.url)),
+            equal_to(
+                [
+                    ("fetch", "http_404", server.url("/gone")),
+                    ("fetch", "blocked_address", "http://10.9.8.7/x"),
+                ]
+            ),
+            label="DeadLetters",
+        )
+    # The same page asked for twice (the fragment differs) is fetched once.
+    assert server.hits["/a"] == 1
+
+
+def test_https_is_pinned_to_the_checked_address_and_verifies_the_host(tmp_path):
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("news.test").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    asked: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    with serving(tls=context) as tls_server:
+        tls_server.routes["/a"] = html_reply(PAGE)
+        port = tls_server.server_address[1]
+        fetcher = Fetcher(policy(ca_bundle=str(bundle), respect_robots=False), resolver=resolver)
+        result = fetcher.fetch(f"https://news.test:{port}/a")
+        assert result.content == PAGE.encode()
+        assert tls_server.headers_of("/a")[0]["Host"] == f"news.test:{port}"
+        assert asked == ["news.test"]
+        # The certificate names news.test, not other.test: the pinned connection still checks.
+        error = fetch_error(fetcher, f"https://other.test:{port}/a")
+        assert error.reason == "tls_error"
+        # Without the test CA, the certificate is not trusted.
+        untrusting = Fetcher(policy(respect_robots=False), resolver=resolver)
+        assert fetch_error(untrusting, f"https://news.test:{port}/a").reason == "tls_error"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["http", "https", "HTTP"]),
+    st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,10}(\.[A-Za-z]{2,5}){1,2}", fullmatch=True),
+    st.lists(st.from_regex(r"[a-z0-9_]{1,8}", fullmatch=True), max_size=3),
+    st.dictionaries(
+        st.sampled_from(["id", "utm_source", "page", "fbclid", "q"]),
+        st.from_regex(r"[a-z0-9]{1,5}", fullmatch=True),
+        max_size=3,
+    ),
+    st.text(alphabet="abc", max_size=3),
+)
+def test_canonicalize_url_is_idempotent(scheme, host, path, query, fragment):
+    url = f"{scheme}://{host}/{'/'.join(path)}?{'&'.join(f'{k}={v}' for k, v in query.items())}"
+    url += f"#{fragment}" if fragment else ""
+    once = canonicalize_url(url)
+    assert once is not None and "#" not in once and "utm_source" not in once
+    assert urllib.parse.urlsplit(once).hostname == host.lower()
+    assert canonicalize_url(once) == once
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=3000),
+    st.sampled_from([None, "text/html; charset=utf-8", "text/html; charset=bogus"]),
+)
+def test_any_bytes_become_utf8(content, content_type):
+    body, charset = to_utf8(content, content_type)
+    body.decode("utf-8")
+    assert charset

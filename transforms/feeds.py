@@ -1,0 +1,672 @@
+"""Feeds: feed lists, feed parsing (RSS, Atom, RDF through feedparser; JSON Feed), polling.
+
+A feed source (a URL or a local file) is polled through the one ``Fetcher`` (conditional GET
+when a state folder remembers the validators), parsed, and its entries become page requests
+(``transforms.fetch.FetchPages``) whose documents carry the entry's fields as ``hints``:
+``title, author, published (ISO 8601), summary, categories, tags, language, guid, publisher``,
+fallbacks for the page's own metadata at extraction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import html
+import io
+import json
+import os
+import re
+import time
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+import feedparser
+import lxml.html
+from apache_beam.metrics import Metrics
+
+from transforms.fetch import (
+    Fetcher,
+    FetchError,
+    FetchPolicy,
+    PageRequest,
+    canonicalize_url,
+    host_key,
+)
+from transforms.schema import SOURCE_FEED, UTC, DeadLetter, RawDocument, stable_id
+from transforms.sources import read_capped
+from transforms.stage import ApplyStage
+
+STAGE = "feeds"
+
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9,"
+    " application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+)
+FEED_KEYS = ("url", "publisher", "language", "tags", "poll_interval")
+JSON_FEED_VERSION = re.compile(r"^https?://jsonfeed\.org/version/1(\.\d+)?/?$")
+DEFAULT_POLL_INTERVAL_S = 3600.0
+DEFAULT_MAX_ENTRIES = 1000
+
+
+class FeedError(ValueError):
+    """A feed that cannot be used; ``reason`` is the dead-letter reason code."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+# --- Feed lists ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedSource:
+    """One feed to poll, as listed in a feeds list or the config's ``feeds.sources``."""
+
+    url: str
+    publisher: str | None = None
+    language: str | None = None
+    tags: tuple[str, ...] = ()
+    poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
+
+    @property
+    def is_remote(self) -> bool:
+        return urllib.parse.urlsplit(self.url).scheme.lower() in ("http", "https")
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_interval(value: Any, where: str = "poll_interval") -> float:
+    """Seconds from a number of seconds or a string like ``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``.
+
+    Raises:
+        ValueError: the value is not a positive duration.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{where}: {value!r} is not a duration like 900, '15m' or '1h'")
+        seconds = float(match.group(1)) * _UNIT_S[match.group(2).lower()]
+    if seconds <= 0:
+        raise ValueError(f"{where}: must be positive, got {value!r}")
+    return seconds
+
+
+def feed_source(data: Any, where: str = "feed", base_dir: str | None = None) -> FeedSource:
+    """A ``FeedSource`` from one feeds-list entry (a mapping, or just the URL).
+
+    Relative local paths are resolved against ``base_dir`` (the feeds list's folder).
+
+    Raises:
+        ValueError: an unknown key, a missing url or a value of the wrong type; the message
+            names ``where``.
+    """
+    if isinstance(data, str):
+        data = {"url": data}
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping with a url, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(FEED_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {FEED_KEYS}")
+    url = data.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"{where}.url: a feed needs a url")
+    url = url.strip()
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme in ("http", "https"):
+        if not urllib.parse.urlsplit(url).hostname:
+            raise ValueError(f"{where}.url: {url!r} has no host")
+    elif scheme and len(scheme) > 1:
+        raise ValueError(f"{where}.url: only http(s) URLs and local files are feeds, not {url!r}")
+    elif base_dir and not os.path.isabs(url):
+        url = os.path.normpath(os.path.join(base_dir, url))
+    for key in ("publisher", "language"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise ValueError(f"{where}.{key}: expected a string, got {data[key]!r}")
+    tags = data.get("tags") or ()
+    if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+        raise ValueError(f"{where}.tags: expected a list of strings, got {tags!r}")
+    interval = data.get("poll_interval", DEFAULT_POLL_INTERVAL_S)
+    return FeedSource(
+        url=url,
+        publisher=data.get("publisher"),
+        language=data.get("language"),
+        tags=tuple(tags),
+        poll_interval_s=parse_interval(interval, f"{where}.poll_interval"),
+    )
+
+
+def load_feed_list(path: str) -> list[FeedSource]:
+    """The feeds of a feeds list: a YAML list of feeds, or a config file whose
+    ``feeds.sources`` holds them (so one file serves ``--input`` and ``--config``).
+
+    Raises:
+        ValueError: the file cannot be read or a feed is malformed.
+    """
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"feeds list {path}: {exc}") from exc
+    where = os.path.basename(path)
+    if isinstance(data, dict):
+        section = data.get("feeds")
+        data = section.get("sources") if isinstance(section, dict) else section
+        where += ":feeds.sources"
+    if not isinstance(data, list):
+        raise ValueError(f"feeds list {path}: expected a list of feeds (or feeds.sources)")
+    base = os.path.dirname(os.path.abspath(path))
+    return [feed_source(item, f"{where}[{i}]", base) for i, item in enumerate(data)]
+
+
+# --- Parsing ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedEntry:
+    """One entry of a feed: its link, its fields as hints, and its own content if any."""
+
+    feed_ref: str
+    link: str | None
+    hints: tuple[tuple[str, Any], ...]
+    content_html: str | None = None
+
+    def hint(self, key: str, default: Any = None) -> Any:
+        return dict(self.hints).get(key, default)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedFeed:
+    kind: str
+    title: str | None
+    language: str | None
+    entries: tuple[FeedEntry, ...]
+    bozo: str | None = None
+
+
+_ROOT_START = re.compile(rb"<(?![!?])")
+_ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+
+
+def _as_utf8_prolog(content: bytes) -> bytes:
+    for bom, codec in (
+        (b"\xff\xfe\x00\x00", "utf-32-le"),
+        (b"\x00\x00\xfe\xff", "utf-32-be"),
+        (b"\xff\xfe", "utf-16-le"),
+        (b"\xfe\xff", "utf-16-be"),
+        (b"<\x00", "utf-16-le"),
+        (b"\x00<", "utf-16-be"),
+    ):
+        if content.startswith(bom):
+            return content[:1_000_000].decode(codec, "replace").encode("utf-8")
+    return content
+
+
+def refuse_entity_declarations(content: bytes) -> None:
+    """Refuse XML that declares entities in its DTD (billion laughs, quadratic blow-up,
+    external entities) before any XML parser sees it. Feeds have no use for them; a plain
+    ``<!DOCTYPE rss ...>`` (RSS 0.91) is fine.
+
+    Raises:
+        FeedError: reason ``xml_entities``.
+    """
+    prolog = _as_utf8_prolog(content)
+    root = _ROOT_START.search(prolog)
+    if _ENTITY_DECL.search(prolog[: root.start()] if root else prolog):
+        raise FeedError("xml_entities", "the document declares XML entities; refused")
+
+
+def _text_of(fragment: str | None) -> str | None:
+    """Plain text of an HTML fragment (feed summaries are HTML)."""
+    if not fragment or not fragment.strip():
+        return None
+    if "<" not in fragment:
+        return html.unescape(fragment).strip() or None
+    try:
+        text = lxml.html.fromstring(fragment).text_content()
+    except (ValueError, lxml.etree.ParserError):
+        text = re.sub(r"<[^>]+>", " ", fragment)
+    return re.sub(r"\s+", " ", text).strip() or None
+
+
+def _iso(parsed: time.struct_time | None) -> str | None:
+    if not parsed:
+        return None
+    try:
+        return dt.datetime(*parsed[:6], tzinfo=UTC).isoformat()
+    except (TypeError, ValueError):
+        return None
+
+
+def _hints(fields: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple((k, v) for k, v in fields.items() if v not in (None, "", ()))
+
+
+def _http_link(value: Any, base: str | None) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    link = urllib.parse.urljoin(base or "", value.strip())
+    return link if urllib.parse.urlsplit(link).scheme in ("http", "https") else None
+
+
+def _entry_link(entry: Any) -> str | None:
+    link = entry.get("link")
+    if not link:
+        for alt in entry.get("links") or ():
+            if alt.get("rel", "alternate") == "alternate" and alt.get("href"):
+                link = alt["href"]
+                break
+    if not link and entry.get("guidislink"):
+        link = entry.get("id")
+    return link if isinstance(link, str) and link.strip() else None
+
+
+def parse_xml_feed(
+    content: bytes, feed_ref: str, content_type: str | None = None, source: FeedSource | None = None
+) -> ParsedFeed:
+    """Entries of an RSS 0.9x/1.0/2.0, Atom 0.3/1.0 or RDF feed, through feedparser.
+
+    Ill-formed ("bozo") feeds still give the entries feedparser recovers; a feed with none
+    and a bozo error is refused.
+
+    Raises:
+        FeedError: reason ``xml_entities`` or ``bad_feed``.
+    """
+    refuse_entity_declarations(content)
+    headers = {"content-location": feed_ref}
+    if content_type:
+        headers["content-type"] = content_type
+    # A file-like object: feedparser treats a bare string or bytes as a URL or a file name.
+    parsed = feedparser.parse(io.BytesIO(content), response_headers=headers)
+    bozo = repr(parsed.get("bozo_exception")) if parsed.get("bozo") else None
+    if not parsed.entries and (bozo or not parsed.get("version")):
+        raise FeedError("bad_feed", bozo or "not a feed: no version and no entries")
+    feed = parsed.get("feed", {})
+    language = (source.language if source else None) or feed.get("language")
+    entries = []
+    for entry in parsed.entries:
+        authors = [a.get("name") for a in entry.get("authors") or () if a.get("name")]
+        content_html = None
+        for body in entry.get("content") or ():
+            if body.get("value"):
+                content_html = body["value"]
+                break
+        summary = entry.get("summary")
+        categories = tuple(
+            dict.fromkeys(t.get("term") or t.get("label") for t in entry.get("tags") or ())
+        )
+        fields = {
+            "title": _text_of(entry.get("title")),
+            "author": ", ".join(authors) if authors else entry.get("author"),
+            "published": _iso(entry.get("published_parsed") or entry.get("updated_parsed")),
+            "summary": _text_of(summary),
+            "categories": tuple(c for c in categories if c),
+            "tags": source.tags if source else (),
+            "language": entry.get("language") or language,
+            "guid": entry.get("id"),
+            "publisher": source.publisher if source else None,
+        }
+        entries.append(
+            FeedEntry(
+                feed_ref=feed_ref,
+                link=_http_link(_entry_link(entry), feed_ref),
+                hints=_hints(fields),
+                content_html=content_html or summary,
+            )
+        )
+    return ParsedFeed(
+        kind=parsed.get("version") or "unknown",
+        title=_text_of(feed.get("title")),
+        language=language,
+        entries=tuple(entries),
+        bozo=bozo,
+    )
+
+
+def _rfc3339(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat()
+
+
+def parse_json_feed(content: bytes, feed_ref: str, source: FeedSource | None = None) -> ParsedFeed:
+    """Entries of a JSON Feed (version 1 or 1.1), which feedparser does not read.
+
+    Raises:
+        FeedError: reason ``bad_feed``.
+    """
+    try:
+        data = json.loads(content.decode("utf-8-sig", "replace"))
+    except ValueError as exc:
+        raise FeedError("bad_feed", f"invalid JSON: {exc}") from exc
+    if not isinstance(data, dict) or not JSON_FEED_VERSION.match(str(data.get("version", ""))):
+        raise FeedError("bad_feed", "not a JSON Feed (no jsonfeed.org version)")
+    items = data.get("items")
+    if not isinstance(items, list):
+        raise FeedError("bad_feed", "JSON Feed without an items list")
+    base = data.get("home_page_url") if isinstance(data.get("home_page_url"), str) else feed_ref
+    language = (source.language if source else None) or data.get("language")
+    feed_authors = data.get("authors") or ([data["author"]] if data.get("author") else [])
+    entries = []
+    for item in items:
+        if not isinstance(item, dict):
+            entries.append(FeedEntry(feed_ref=feed_ref, link=None, hints=()))
+            continue
+        authors = item.get("authors") or ([item["author"]] if item.get("author") else [])
+        names = [a.get("name") for a in authors or feed_authors if isinstance(a, dict)]
+        raw_tags = item.get("tags")
+        tags: list[Any] = raw_tags if isinstance(raw_tags, list) else []
+        content_html = item.get("content_html")
+        if not content_html and isinstance(item.get("content_text"), str):
+            content_html = "<p>" + html.escape(item["content_text"]) + "</p>"
+        fields = {
+            "title": _text_of(item.get("title")) if isinstance(item.get("title"), str) else None,
+            "author": ", ".join(n for n in names if isinstance(n, str)) or None,
+            "published": _rfc3339(item.get("date_published") or item.get("date_modified")),
+            "summary": _text_of(item.get("summary"))
+            if isinstance(item.get("summary"), str)
+            else None,
+            "categories": tuple(t for t in tags if isinstance(t, str)),
+            "tags": source.tags if source else (),
+            "language": item.get("language") or language,
+            "guid": str(item["id"]) if item.get("id") is not None else None,
+            "publisher": source.publisher if source else None,
+        }
+        link = _http_link(item.get("url"), base) or _http_link(item.get("external_url"), base)
+        entries.append(
+            FeedEntry(
+                feed_ref=feed_ref,
+                link=link,
+                hints=_hints(fields),
+                content_html=content_html if isinstance(content_html, str) else None,
+            )
+        )
+    title = data.get("title") if isinstance(data.get("title"), str) else None
+    return ParsedFeed("json1", title, language, tuple(entries))
+
+
+def parse_feed(
+    content: bytes, feed_ref: str, content_type: str | None = None, source: FeedSource | None = None
+) -> ParsedFeed:
+    """Parse any supported feed: JSON Feed when the body is a JSON object, else XML.
+
+    Raises:
+        FeedError: the feed is refused or unusable; ``reason`` says why.
+    """
+    if content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return parse_json_feed(content, feed_ref, source)
+    return parse_xml_feed(content, feed_ref, content_type, source)
+
+
+# --- Entries to documents -----------------------------------------------------------------
+
+
+def entry_request(entry: FeedEntry) -> PageRequest:
+    """The page fetch for an entry: the entry link, the entry fields as hints."""
+    assert entry.link is not None
+    return PageRequest(
+        url=entry.link, source_ref=entry.link, source_kind=SOURCE_FEED, hints=entry.hints
+    )
+
+
+def entry_document(entry: FeedEntry) -> RawDocument | None:
+    """A document from the entry's own content (when pages are not fetched); None when the
+    entry carries no content."""
+    if not entry.content_html or not entry.content_html.strip():
+        return None
+    title = html.escape(entry.hint("title") or "")
+    page = f"<html><head><title>{title}</title></head><body>{entry.content_html}</body></html>"
+    return RawDocument(
+        source_ref=entry.link or f"{entry.feed_ref}#{entry.hint('guid', '')}",
+        source_kind=SOURCE_FEED,
+        content=page.encode("utf-8"),
+        url=entry.link,
+        content_type="text/html; charset=utf-8",
+        hints=entry.hints
+        + ((("canonical_url", canonicalize_url(entry.link)),) if entry.link else ()),
+    )
+
+
+# --- Conditional-GET state ----------------------------------------------------------------
+
+
+def state_path(state_dir: str, url: str) -> str:
+    return os.path.join(state_dir, f"feed-{stable_id('feed', url)}.json")
+
+
+def load_state(state_dir: str | None, url: str) -> dict[str, Any]:
+    """The validators remembered for a feed (empty when none or unreadable)."""
+    if not state_dir:
+        return {}
+    try:
+        with open(state_path(state_dir, url), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and data.get("url") == url else {}
+
+
+def save_state(
+    state_dir: str | None,
+    url: str,
+    etag: str | None,
+    modified: str | None,
+    polled_at: dt.datetime,
+) -> None:
+    """Remember a feed's validators and poll time; written whole under a temporary name,
+    then renamed, so a reader never sees half a file."""
+    if not state_dir:
+        return
+    os.makedirs(state_dir, exist_ok=True)
+    path = state_path(state_dir, url)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    body = {
+        "url": url,
+        "etag": etag,
+        "last_modified": modified,
+        "polled_at": polled_at.isoformat(),
+    }
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(body, fh)
+    os.replace(tmp, path)
+
+
+# What became of a poll.
+PARSED = "parsed"
+NOT_MODIFIED = "not_modified"
+NOT_DUE = "not_due"
+
+
+def _is_due(state: dict[str, Any], interval_s: float, now: dt.datetime) -> bool:
+    try:
+        last = dt.datetime.fromisoformat(state["polled_at"])
+    except (KeyError, TypeError, ValueError):
+        return True
+    return (now - last).total_seconds() >= interval_s
+
+
+def poll_feed(
+    fetcher: Fetcher | None,
+    source: FeedSource,
+    max_bytes: int,
+    state_dir: str | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[str, ParsedFeed | None]:
+    """Read or fetch one feed and parse it.
+
+    With a ``state_dir``, a remote feed is polled only when its ``poll_interval`` has passed
+    since the last poll (else ``NOT_DUE``), and conditionally (``If-None-Match`` /
+    ``If-Modified-Since``): an unchanged feed gives ``NOT_MODIFIED``.
+
+    Returns:
+        ``(PARSED, feed)``, ``(NOT_MODIFIED, None)`` or ``(NOT_DUE, None)``.
+
+    Raises:
+        FetchError: the fetch failed or was refused.
+        FeedError: the feed is unusable.
+        OSError, ValueError: a local feed file cannot be read.
+    """
+    if not source.is_remote:
+        return PARSED, parse_feed(read_capped(source.url, max_bytes), source.url, None, source)
+    assert fetcher is not None
+    now = now or dt.datetime.now(UTC)
+    state = load_state(state_dir, source.url)
+    if state and not _is_due(state, source.poll_interval_s, now):
+        return NOT_DUE, None
+    result = fetcher.fetch(
+        source.url,
+        etag=state.get("etag"),
+        last_modified=state.get("last_modified"),
+        accept=FEED_ACCEPT,
+    )
+    if result.not_modified:
+        etag = result.etag or state.get("etag")
+        modified = result.last_modified or state.get("last_modified")
+        save_state(state_dir, source.url, etag, modified, now)
+        return NOT_MODIFIED, None
+    parsed = parse_feed(result.content, result.final_url, result.content_type, source)
+    save_state(state_dir, source.url, result.etag, result.last_modified, now)
+    return PARSED, parsed
+
+
+def _feed_dead(source: FeedSource, reason: str, message: str, exc_type: str) -> DeadLetter:
+    return DeadLetter(
+        source_ref=source.url,
+        stage=STAGE,
+        reason=reason,
+        error_type=exc_type,
+        error_message=message[:2000],
+        source_kind=SOURCE_FEED,
+        url=source.url if source.is_remote else None,
+    )
+
+
+class _PollHostFeeds(beam.DoFn):
+    """Polls all feeds of one host in turn with one fetcher (politeness holds per host)."""
+
+    def __init__(
+        self, policy: FetchPolicy, max_bytes: int, max_entries: int, state_dir: str | None
+    ):
+        self.policy = policy
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self.state_dir = state_dir
+        self.bozo = Metrics.counter(STAGE, "bozo")
+        self.entries = Metrics.counter(STAGE, "entries")
+        self.fetcher: Fetcher | None = None
+
+    def setup(self) -> None:
+        self.fetcher = Fetcher(self.policy)
+
+    def teardown(self) -> None:
+        if self.fetcher is not None:
+            self.fetcher.close()
+
+    def process(self, keyed: tuple[str, Iterable[FeedSource]]) -> Iterator[FeedEntry | DeadLetter]:
+        _host, sources = keyed
+        for source in sorted(set(sources), key=lambda s: s.url):
+            try:
+                status, parsed = poll_feed(self.fetcher, source, self.max_bytes, self.state_dir)
+            except (FetchError, FeedError) as exc:
+                yield _feed_dead(source, exc.reason, exc.message, type(exc).__name__)
+                continue
+            except (OSError, ValueError, EOFError) as exc:
+                reason = "too_large" if "exceeds" in str(exc) else "unreadable"
+                yield _feed_dead(source, reason, str(exc), type(exc).__name__)
+                continue
+            if parsed is None:
+                Metrics.counter(STAGE, status).inc()
+                continue
+            if parsed.bozo:
+                self.bozo.inc()
+            kept = parsed.entries[: self.max_entries]
+            if len(parsed.entries) > len(kept):
+                Metrics.counter(STAGE, "entries_over_cap").inc(len(parsed.entries) - len(kept))
+            self.entries.inc(len(kept))
+            yield from kept
+
+
+def _source_host(source: FeedSource) -> str:
+    return host_key(source.url) if source.is_remote else ""
+
+
+class PollFeeds(beam.PTransform):
+    """FeedSource -> (FeedEntry, DeadLetter): feeds grouped by host, polled one at a time."""
+
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        max_bytes: int,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        state_dir: str | None = None,
+    ):
+        super().__init__()
+        if max_bytes <= 0 or max_entries <= 0:
+            raise ValueError("max_bytes and max_entries must be positive")
+        self.dofn = _PollHostFeeds(policy, max_bytes, max_entries, state_dir)
+
+    def expand(self, sources):  # type: ignore[no-untyped-def]
+        return (
+            sources
+            | "KeyFeedsByHost" >> beam.Map(lambda s: (_source_host(s), s))
+            | "GroupFeedsByHost" >> beam.GroupByKey()
+            | "PollHostFeeds" >> ApplyStage(STAGE, self.dofn)
+        )
+
+
+def _entry_dead(entry: FeedEntry, reason: str, message: str) -> DeadLetter:
+    guid = entry.hint("guid")
+    return DeadLetter(
+        source_ref=f"{entry.feed_ref}#{guid}" if guid else entry.feed_ref,
+        stage=STAGE,
+        reason=reason,
+        error_message=message,
+        excerpt=entry.hint("title"),
+        source_kind=SOURCE_FEED,
+        url=entry.link,
+    )
+
+
+class _EntryToWork(beam.DoFn):
+    def __init__(self, fetch_pages: bool):
+        self.fetch_pages = fetch_pages
+
+    def process(self, entry: FeedEntry) -> Iterator[PageRequest | RawDocument | DeadLetter]:
+        if self.fetch_pages:
+            if entry.link is None:
+                yield _entry_dead(entry, "no_link", "feed entry without a link")
+            else:
+                yield entry_request(entry)
+            return
+        doc = entry_document(entry)
+        if doc is None:
+            yield _entry_dead(entry, "no_content", "feed entry without content")
+        else:
+            yield doc
+
+
+class EntriesToWork(beam.PTransform):
+    """FeedEntry -> (PageRequest or RawDocument, DeadLetter): entries become page fetches, or
+    documents of their own content when ``fetch_pages`` is off."""
+
+    def __init__(self, fetch_pages: bool = True):
+        super().__init__()
+        self.fetch_pages = fetch_pages
+
+    def expand(self, entries):  # type: ignore[no-untyped-def]
+        return entries | "EntriesToWork" >> ApplyStage(STAGE, _EntryToWork(self.fetch_pages))
