@@ -24,6 +24,16 @@ from tests.fixtures.bad_inputs import (
 
 FAILURES = {"exception", "timeout"}
 CASES = cases()
+NAMES = {case.name for case in CASES}
+BY_URL = {url: case.name for case in CASES for url in case.urls}
+
+
+def case_of(row: dict) -> str:
+    """The case a row came from: its file (``path`` or ``path#entry``), else its link."""
+    name = os.path.basename(row["source_ref"].split("#", 1)[0])
+    if name in NAMES:
+        return name
+    return BY_URL.get(row["source_ref"]) or BY_URL.get(row["url"]) or row["source_ref"]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +48,7 @@ def bad_run(tmp_path_factory):
     rows: dict[str, list[tuple[str, dict]]] = collections.defaultdict(list)
     for table in ("articles", "duplicates", "dead_letters"):
         for row in read_table(out, table).to_pylist():
-            rows[os.path.basename(row["source_ref"])].append((table, row))
+            rows[case_of(row)].append((table, row))
     manifest = json.loads((out / "_manifest.json").read_text())
     return written, rows, manifest, proc.stdout
 
@@ -48,10 +58,13 @@ def test_inputs_equal_articles_plus_duplicates_plus_dead_letters(bad_run):
     counts = manifest["counts"]
     assert manifest["status"] == "succeeded"
     assert manifest["inputs"]["paths"] == len(written)
-    assert counts["articles"] + counts["duplicates"] + counts["dead_letters"] == len(written)
-    assert manifest["inputs"]["documents"] == len(written)
-    # Each input file is one document, so it must appear exactly once across the three tables.
-    assert {name: len(found) for name, found in rows.items()} == {c.name: 1 for c in written}
+    documents = sum(c.documents for c in written)
+    assert counts["articles"] + counts["duplicates"] + counts["dead_letters"] == documents
+    assert manifest["inputs"]["documents"] == documents
+    # Each document of each input appears exactly once across the three tables.
+    assert {name: len(found) for name, found in rows.items()} == {
+        c.name: c.documents for c in written
+    }
 
 
 def test_every_dead_letter_has_a_stage_a_reason_and_a_message(bad_run):
@@ -80,7 +93,11 @@ def test_the_summary_lists_every_dead_letter_reason(bad_run):
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_each_input_lands_where_it_belongs(bad_run, case):
     _, rows, _, _ = bad_run
-    ((table, row),) = rows[case.name]
+    for table, row in rows[case.name]:
+        check_outcome(case, table, row)
+
+
+def check_outcome(case, table: str, row: dict) -> None:
     if case.table == DEAD_LETTERS or (case.table == EITHER and table == "dead_letters"):
         assert table == "dead_letters", f"{case.name} ({case.note}) became an article"
         assert row["reason"] in case.reasons, (row["stage"], row["reason"], row["error_message"])
@@ -107,6 +124,14 @@ def test_copies_in_different_encodings_are_one_article_and_duplicates(bad_run):
         assert tables == ["articles"] + ["duplicates"] * (len(found) - 1), group
         kept = next(row["article_id"] for table, row in found if table == "articles")
         assert all(row["duplicate_of"] == kept for table, row in found if table == "duplicates")
+
+
+def test_no_unsafe_link_was_fetched(bad_run):
+    _, rows, _, _ = bad_run
+    found = {row["url"] or row["source_ref"]: row["reason"] for _, row in rows["unsafe_links.rss"]}
+    for link, reason in found.items():
+        expected = "blocked_address" if link.startswith("http://") else "no_link"
+        assert reason in {expected, "blocked_scheme"}, (link, reason)
 
 
 def test_the_huge_single_line_document_is_kept_whole(bad_run):
