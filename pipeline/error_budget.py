@@ -1,7 +1,9 @@
 """The error budget: a ceiling on the fraction of records whose processing FAILED.
 
-A failure is a dead letter with reason ``exception`` or ``timeout`` (a stage raised or ran out of
-time); expected rejections (empty text, not an article, a dead link) are not failures. When the
+A failure is a dead letter with reason ``exception`` (a stage raised) or ``timeout`` (a stage ran
+out of time). Expected rejections (empty text, not an article, a dead link) are not failures,
+and neither is a remote server's slowness: a ``timeout`` of the ``fetch`` or ``feeds`` stages is
+the source's fault, like a 503. When the
 ratio of failures to records is above ``errors.max_failure_ratio`` the run does not commit its
 ``articles`` and ``duplicates``: a warehouse loader would otherwise load a mostly empty dataset as
 if it were the day's news. Its ``dead_letters`` are committed so the cause stays visible, the
@@ -22,6 +24,8 @@ from transforms import sinks
 from transforms.schema import TABLES
 
 FAILURE_REASONS = ("exception", "timeout")
+# Stages whose timeouts are a remote server's (their exceptions still count).
+REMOTE_STAGES = ("fetch", "feeds")
 STATUS_EXCEEDED = "failed_error_budget"
 # Tables a run over budget does not commit.
 WITHHELD_TABLES = ("articles", "duplicates")
@@ -62,12 +66,19 @@ def count_rows(paths: list[str]) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
 
 
+def is_failure(stage: str, reason: str) -> bool:
+    """Whether a dead letter is a failure of the pipeline rather than an expected rejection."""
+    if reason == "timeout":
+        return stage not in REMOTE_STAGES
+    return reason in FAILURE_REASONS
+
+
 def count_failures(paths: list[str]) -> int:
-    """Dead letters whose reason is a failure (not an expected rejection)."""
+    """Dead letters that are failures (not expected rejections)."""
     total = 0
     for path in paths:
-        reasons = pq.read_table(path, columns=["reason"]).column("reason")
-        total += sum(1 for reason in reasons.to_pylist() if reason in FAILURE_REASONS)
+        rows = pq.read_table(path, columns=["stage", "reason"]).to_pylist()
+        total += sum(1 for row in rows if is_failure(row["stage"], row["reason"]))
     return total
 
 

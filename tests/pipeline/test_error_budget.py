@@ -26,19 +26,29 @@ def test_the_budget_is_exceeded_only_above_the_ceiling(failed, records, ceiling,
     assert budget.as_dict()["exceeded"] is exceeded
 
 
-def test_only_exceptions_and_timeouts_count_as_failures(tmp_path):
-    reasons = ["exception", "timeout", "empty_text", "not_text", "exception", "too_large"]
+def test_only_exceptions_and_stage_timeouts_count_as_failures(tmp_path):
+    dead = [
+        ("extract", "exception"),
+        ("extract", "timeout"),
+        ("clean", "empty_text"),
+        ("extract", "not_text"),
+        ("fetch", "exception"),
+        ("read", "too_large"),
+        ("fetch", "timeout"),
+        ("fetch", "http_503"),
+        ("feeds", "timeout"),
+    ]
     rows = [
         {
             "dead_letter_id": str(i),
             "source_ref": f"doc-{i}",
-            "stage": "extract",
+            "stage": stage,
             "reason": reason,
             "ingested_at": None,
             "run_id": "r",
             "schema_version": "1",
         }
-        for i, reason in enumerate(reasons)
+        for i, (stage, reason) in enumerate(dead)
     ]
     path = tmp_path / "dead.parquet"
     table = to_table(
