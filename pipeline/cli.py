@@ -120,6 +120,38 @@ def _cmd_eval_extraction(args: argparse.Namespace, _beam_args: list[str]) -> int
     return 0
 
 
+def _add_eval_cleaning(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "eval-cleaning",
+        help="score cleaning on a labelled set: boilerplate left, sentences lost",
+        description="Clean every labelled document of DIR (NAME.txt + NAME.labels.json) with the "
+        "configured rule packs; print boilerplate lines left and article sentences lost.",
+    )
+    cmd.add_argument("directory", metavar="DIR", help="directory of the labelled set")
+    cmd.add_argument("--config", metavar="FILE", help="YAML file overlaying configs/default.yaml")
+    cmd.add_argument("--strict", action="store_true",
+                     help="exit 1 when any boilerplate is left, sentence lost or field wrong")
+    cmd.set_defaults(func=_cmd_eval_cleaning)
+
+
+def _cmd_eval_cleaning(args: argparse.Namespace, beam_args: list[str]) -> int:
+    import os
+
+    from pipeline import config, eval_cleaning, graph
+    from pipeline.batch import UsageError
+    from transforms.normalize import load_language_identifier
+
+    if not os.path.isdir(args.directory):
+        raise UsageError(f"eval-cleaning: {args.directory} is not a directory")
+    default, sources = graph.rule_packs(config.load(args.config))
+    scores = eval_cleaning.evaluate(args.directory, default, sources, load_language_identifier())
+    if not scores:
+        raise UsageError(f"eval-cleaning: no *.labels.json documents in {args.directory}")
+    print("\n".join(eval_cleaning.report_lines(scores)))
+    bad = sum(len(s.left) + len(s.lost) + len(s.wrong) for s in scores)
+    return 1 if args.strict and bad else 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="news-ingest",
@@ -131,6 +163,7 @@ def parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_replay(sub)
     _add_eval_extraction(sub)
+    _add_eval_cleaning(sub)
     return top
 
 
@@ -153,8 +186,6 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_quiet_import_noise)
     if not args.verbose:
         logging.getLogger("apache_beam").setLevel(logging.ERROR)
         # trafilatura warns about every odd link or discarded page; the outcome is in the tables

@@ -48,6 +48,9 @@ class ExtractConfig:
 @dataclasses.dataclass(frozen=True)
 class CleanConfig:
     min_words: int = 1
+    # The default rule pack, and a directory of per-source packs ("" for none).
+    rules: str = "configs/boilerplate.yaml"
+    packs: str = "configs/packs"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +214,8 @@ def validate(cfg: Config) -> Config:
     feed_sources(cfg)
     if cfg.feeds.max_entries < 1:
         raise ConfigError("feeds.max_entries: must be at least 1")
+    if not cfg.clean.rules:
+        raise ConfigError("clean.rules: a default rule pack is required")
     if not 0.0 <= cfg.errors.max_failure_ratio <= 1.0:
         raise ConfigError("errors.max_failure_ratio: must be between 0 and 1")
     return cfg

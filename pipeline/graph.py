@@ -8,7 +8,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipeline.config import Config, ConfigError, feed_sources, fetch_policy
+from pipeline.config import Config, ConfigError, feed_sources, fetch_policy, resolve
 from transforms import schema
 from transforms.clean import Clean
 from transforms.dedup import Deduplicate
@@ -16,6 +16,7 @@ from transforms.extract import Extract, ExtractOptions
 from transforms.feeds import EntriesToWork, FeedSource, PollFeeds, feed_source, load_feed_list
 from transforms.fetch import FetchPages
 from transforms.normalize import Normalize
+from transforms.rulepack import RulePack, RulePackError, load_pack, load_packs
 from transforms.schema import SOURCE_FEED, Article, DeadLetter, Duplicate
 from transforms.sinks import WriteTable
 from transforms.sources import FEED_LIST, ReadSources, kind_of
@@ -112,6 +113,16 @@ def _feed_documents(
     return pages, [poll_dead, entry_dead, fetch_dead]
 
 
+def rule_packs(cfg: Config) -> tuple[RulePack, tuple[RulePack, ...]]:
+    """The default and per-source cleaning rule packs, loaded and validated now (at start)."""
+    try:
+        default = load_pack(resolve(cfg.clean.rules))
+        sources = load_packs(resolve(cfg.clean.packs) if cfg.clean.packs else None)
+    except RulePackError as exc:
+        raise ConfigError(f"clean: {exc}") from exc
+    return default, sources
+
+
 def build(p: beam.Pipeline, cfg: Config, paths: list[str]) -> Outputs:
     """Wire the batch graph from a listed set of input paths to the three output tables."""
     files = [path for path in paths if kind_of(path) not in (SOURCE_FEED, FEED_LIST)]
@@ -127,7 +138,10 @@ def build(p: beam.Pipeline, cfg: Config, paths: list[str]) -> Outputs:
     extracted, extract_dead = read_ok | "Extract" >> Extract(
         cfg.extract.timeout_s, extract_options(cfg), extract_isolation(cfg)
     )
-    cleaned, clean_dead = extracted | "Clean" >> Clean(cfg.clean.min_words)
+    default_pack, source_packs = rule_packs(cfg)
+    cleaned, clean_dead = extracted | "Clean" >> Clean(
+        default_pack, source_packs, cfg.clean.min_words
+    )
     normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
     kept, duplicates = normalized | "Deduplicate" >> Deduplicate()
     dead = (
