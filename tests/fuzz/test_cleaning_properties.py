@@ -1,8 +1,8 @@
-"""Hypothesis properties over cleaning, date parsing and URL canonicalization on adversarial
+"""Hypothesis properties over cleaning, date parsing, hashing and normalization on adversarial
 input: no exception on any input, idempotence where the function promises a normal form.
 
 The owners' own tests check these functions on well-formed input; these feed them anything:
-controls, NUL, lone combining marks, odd spaces and line ends, broken URLs.
+controls, NUL, lone combining marks, odd spaces and line ends.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from transforms.clean import (
     parse_published,
     split_title,
 )
-from transforms.fetch import canonicalize_url
 from transforms.normalize import content_hash, normalize_article, tidy, word_count
 from transforms.rulepack import load_pack, load_packs
 from transforms.schema import UTC, Article
@@ -46,41 +45,14 @@ dates = st.one_of(
     ).map("".join),
 )
 
-URL_PIECES = [
-    "http://",
-    "https://",
-    "HTTP://",
-    "//",
-    "[::1]",
-    "[",
-    "]",
-    ":",
-    "@",
-    "?",
-    "#",
-    "&",
-    "=",
-    "%",
-    "%zz",
-    "utm_source=x",
-    "xn--",
-    "ü",
-    "..",
-    "/",
-    "a.b",
-    ":99999",
-    " ",
-]
-urls = st.one_of(
-    st.text(max_size=60),
-    st.lists(st.one_of(st.sampled_from(URL_PIECES), st.text(max_size=4)), max_size=15).map("".join),
-)
-
 
 @pytest.fixture(scope="module")
 def rules() -> RuleSet:
     default = load_pack(str(ROOT / "configs" / "boilerplate.yaml"))
-    return RuleSet(default, load_packs(str(ROOT / "configs" / "packs")))
+    rules = RuleSet(default, load_packs(str(ROOT / "configs" / "packs")))
+    # The first call loads the word-frequency list (seconds): not the per-example deadline's.
+    clean_text("Warm up the cleaner.", rules)
+    return rules
 
 
 @FUZZ
@@ -125,13 +97,6 @@ def test_clean_text_never_raises_and_is_idempotent(rules, text):
     once = clean_text(text, rules)
     assert "\x00" not in once.text and "\r" not in once.text
     assert clean_text(once.text, rules).text == once.text
-
-
-@FUZZ
-@given(urls)
-def test_canonicalize_url_never_raises_and_is_idempotent(url):
-    once = canonicalize_url(url)
-    assert once is None or canonicalize_url(once) == once
 
 
 @FUZZ

@@ -7,18 +7,31 @@ is an expected rejection (a ``DeadLetter`` with a reason), not an exception.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transforms.extract import decode_text, extract
+from transforms.feeds import FeedError, parse_feed
 from transforms.schema import SOURCE_HTML, SOURCE_TEXT, Article, DeadLetter, RawDocument
 from transforms.sources import read_path
 
 FUZZ = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_up() -> None:
+    """First calls import trafilatura and feedparser (seconds): not the per-example deadline's."""
+    html = b"<html><body><article><p>Warm up.</p></article></body></html>"
+    extract(RawDocument(source_ref="warm.html", source_kind=SOURCE_HTML, content=html))
+    with contextlib.suppress(FeedError):
+        parse_feed(b"<rss/>", "warm.rss")
+
 
 TAGS = ["p", "div", "article", "main", "nav", "script", "style", "h1", "title", "meta", "br", "a"]
 
@@ -103,3 +116,54 @@ def test_extracting_any_html_gives_an_article_or_a_dead_letter(html, encoding):
     assert isinstance(result, (Article, DeadLetter))
     if isinstance(result, Article):
         assert result.text.strip()
+
+
+FEED_PIECES = [
+    '<?xml version="1.0"?>',
+    '<rss version="2.0">',
+    "<channel>",
+    "<item>",
+    "</item>",
+    "<title>",
+    "</title>",
+    "<link>",
+    "</link>",
+    "http://news.example/a",
+    "file:///etc/passwd",
+    '<feed xmlns="http://www.w3.org/2005/Atom">',
+    "<entry>",
+    '<link href="',
+    '"/>',
+    "</entry>",
+    "<!DOCTYPE rss>",
+    "<!ENTITY x 'y'>",
+    "&amp;",
+    "&x;",
+    "<![CDATA[",
+    "]]>",
+    '{"version": "https://jsonfeed.org/version/1.1", "items": [',
+    '{"url": "http://news.example/b", "id": 1}',
+    "]}",
+    "\x00",
+]
+
+
+@st.composite
+def feed_documents(draw) -> bytes:
+    """Feed-shaped bytes: RSS, Atom and JSON Feed pieces in any order, with text between."""
+    parts = draw(
+        st.lists(st.one_of(st.sampled_from(FEED_PIECES), st.text(max_size=20)), max_size=40)
+    )
+    return "".join(parts).encode(draw(st.sampled_from(["utf-8", "utf-16"])), "replace")
+
+
+@FUZZ
+@given(st.one_of(feed_documents(), st.binary(max_size=2048)))
+def test_parsing_any_feed_gives_entries_or_a_feed_error(content):
+    try:
+        parsed = parse_feed(content, "fuzz.rss")
+    except FeedError as exc:
+        assert exc.reason
+        return
+    for entry in parsed.entries:
+        assert entry.link is None or entry.link.startswith(("http://", "https://"))
