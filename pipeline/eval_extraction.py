@@ -22,8 +22,8 @@ from collections import Counter
 from collections.abc import Mapping
 
 from pipeline.config import Config
-from pipeline.graph import extract_options
-from transforms.clean import clean_article
+from pipeline.graph import extract_options, rule_packs
+from transforms.clean import RuleSet, clean_article
 from transforms.extract import ExtractOptions, extract
 from transforms.schema import Article
 from transforms.sources import read_path
@@ -145,7 +145,7 @@ class Evaluation:
 
 
 def predict(
-    path: str, url: str | None, cfg: Config, options: ExtractOptions
+    path: str, url: str | None, cfg: Config, options: ExtractOptions, rules: RuleSet
 ) -> tuple[str, str | None]:
     """(text, rejection reason) of one page through read -> extract -> clean, as in a run."""
     for item in read_path(path, cfg.read.max_bytes):
@@ -154,7 +154,7 @@ def predict(
         raw = dataclasses.replace(item, url=url or None)
         article = extract(raw, options)
         if isinstance(article, Article):
-            article = clean_article(article, cfg.clean.min_words)
+            article = clean_article(article, rules, cfg.clean.min_words)
         if isinstance(article, Article):
             return article.text, None
         return "", article.reason
@@ -165,11 +165,12 @@ def evaluate(directory: str, cfg: Config) -> Evaluation:
     """Extract and score every page of the benchmark in ``directory``."""
     pages = load_benchmark(directory)
     options = extract_options(cfg)
+    rules = RuleSet(*rule_packs(cfg))
     predictions: dict[str, str] = {}
     rejected: dict[str, str] = {}
     started = time.perf_counter()
     for key, page in sorted(pages.items()):
-        text, reason = predict(page["path"], page["url"], cfg, options)
+        text, reason = predict(page["path"], page["url"], cfg, options, rules)
         predictions[key] = text
         if reason:
             rejected[key] = reason

@@ -98,9 +98,25 @@ def normalize_lines(text: str) -> str:
     return "\n".join(out).strip("\n")
 
 
+_REPEAT_TOKENS = re.compile(r"\w+|[.!?]+")
+
+
 def paragraph_key(paragraph: str) -> str:
     """Comparison key of a paragraph: its words, casefolded (punctuation and spacing ignored)."""
     return " ".join(_WORDS.findall(unicodedata.normalize("NFKC", paragraph).casefold()))
+
+
+def repeat_key(paragraph: str) -> str:
+    """Comparison key for repeated blocks: casefolded words and where the sentences end.
+
+    Unlike ``paragraph_key`` the sentence breaks count (which terminator does not: "here." and
+    "here!" match): two paragraphs with the same words broken into different sentences are
+    different text, and dropping one would lose sentences. Empty for a paragraph without words.
+    """
+    if not _WORDS.search(paragraph):
+        return ""
+    tokens = _REPEAT_TOKENS.findall(unicodedata.normalize("NFKC", paragraph).casefold())
+    return " ".join("." if t[0] in ".!?" else t for t in tokens)
 
 
 def drop_repeated_paragraphs(
@@ -123,7 +139,7 @@ def drop_repeated_paragraphs(
     Returns:
         The kept paragraphs in order, and how many were dropped.
     """
-    keys = [paragraph_key(p) for p in paragraphs]
+    keys = [repeat_key(p) for p in paragraphs]
     kept: list[str] = []
     kept_keys: list[str] = []
     dropped = 0

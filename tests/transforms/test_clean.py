@@ -480,3 +480,12 @@ def test_clean_transform_fails_at_construction_on_a_bad_pack():
         Clean(broken)
     with pytest.raises(ValueError, match="min_words"):
         Clean(bad, min_words=0)
+
+
+def test_same_words_broken_into_other_sentences_are_not_a_repeat():
+    # Found by the no-sentence-lost property: equal words, different sentence breaks.
+    paragraphs = [
+        "The the the the. The the the the the the the the the the the the the the the the the.",
+        "The the the the the the the the the. The the the the the the the the the the the the.",
+    ]
+    assert drop_repeated_paragraphs(paragraphs) == (paragraphs, 0)
