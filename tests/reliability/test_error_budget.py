@@ -133,3 +133,20 @@ def test_expected_rejections_do_not_spend_the_budget(tmp_path):
     assert manifest["counts"]["dead_letters"] == 3
     assert manifest["error_budget"]["failed"] == 0
     assert manifest["status"] == "succeeded"
+
+
+def test_a_replay_after_the_fix_ingests_what_the_failed_run_withheld(
+    tmp_path, explode, monkeypatch
+):
+    explode(SEED_NAMES)
+    code, failed = run(tmp_path, "--run-id", "broken")
+    assert code == 1 and failed["withheld"]["articles"] == 0
+    assert failed["counts"]["dead_letters"] == 5
+
+    monkeypatch.undo()  # the fix: the failing stage works again
+    assert cli.main(["replay-dead-letters", str(tmp_path), "--new-run-id", "fixed"]) == 0
+    assert len(run_files(tmp_path, "articles", "fixed")) == 1
+    assert read_table(tmp_path, "articles").num_rows == 5
+    original = json.loads((tmp_path / "_manifests" / "broken.json").read_text())
+    assert original["replayed_by"] == ["fixed"]
+    assert json.loads((tmp_path / "_manifest.json").read_text())["status"] == "succeeded"
