@@ -93,10 +93,9 @@ def test_parse_published_reads_back_an_iso_timestamp(moment):
 
 @FUZZ
 @given(texts)
-def test_clean_text_never_raises_and_is_idempotent(rules, text):
+def test_clean_text_never_raises(rules, text):
     once = clean_text(text, rules)
     assert "\x00" not in once.text and "\r" not in once.text
-    assert clean_text(once.text, rules).text == once.text
 
 
 @FUZZ
