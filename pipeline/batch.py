@@ -120,12 +120,16 @@ def run(
     output = cfg.output.path
     check_output(output)
     sinks.prepare_run(output, run_id)
+    index = sinks.index_dir(output, cfg.dedup.index_path) if cfg.dedup.index else None
+    index_files = sinks.index_files(index, exclude_run=run_id) if index else []
+    if index:
+        sinks.prepare_index(index, run_id)
 
     options = runners.pipeline_options(cfg.runner.name, cfg.runner.workers, beam_args or [])
     ctx = graph.RunContext(run_id=run_id, started_at=started, pipeline_version=__version__)
     p = beam.Pipeline(options=options)
-    outputs = graph.build(p, cfg, paths)
-    graph.write(outputs, output, ctx, cfg.output.shards)
+    outputs = graph.build(p, cfg, paths, index_files, run_id)
+    graph.write(outputs, output, ctx, cfg.output.shards, index)
     result = p.run()
     result.wait_until_finish()
 
@@ -136,6 +140,14 @@ def run(
     files = sinks.commit_run(output, run_id, started.date())
     if budget.exceeded:
         files = error_budget.uncommit(output, run_id, files)
+    if index:
+        if budget.exceeded:
+            # The withheld articles must not count as seen by later runs: commit an empty
+            # index for this run (replacing an earlier attempt's).
+            sinks.prepare_index(index, run_id)
+        # After the tables: a crash in between re-ingests this run's articles next time, but
+        # never marks an article as a copy of one that was not written.
+        sinks.commit_index(index, run_id)
     finished = dt.datetime.now(UTC)
     seconds = time.monotonic() - t0
     counts = {name: 0 for name in TABLES} | manifest.table_counts(files)
@@ -156,6 +168,7 @@ def run(
         "output": output,
         "ingest_date": started.date().isoformat(),
         "inputs": {"paths": len(paths), "documents": documents, "specs": list(cfg.inputs)},
+        "dedup_index": {"path": index, "files_read": len(index_files)} if index else None,
         "counts": counts,
         "error_budget": budget.as_dict(),
         "stages": stages,

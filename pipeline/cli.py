@@ -162,19 +162,16 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_replay(sub)
+    from pipeline import stream
+
+    stream.add_parsers(sub)
     _add_eval_extraction(sub)
     _add_eval_cleaning(sub)
     return top
 
 
-def _quiet_import_noise(record: logging.LogRecord) -> bool:
-    # Beam logs this on import when the optional GCP client libraries are absent; it is noise
-    # for every runner but Dataflow with BigQuery I/O, which news-ingest does not use.
-    return not str(record.msg).startswith("apitools not found")
-
-
 # commands whose unknown flags are Beam pipeline options
-PASSTHROUGH = {"run", "replay-dead-letters"}
+PASSTHROUGH = {"run", "stream", "replay", "replay-dead-letters"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,9 @@ import yaml
 
 from transforms.feeds import FeedSource, feed_source
 from transforms.fetch import FetchPolicy
+if typing.TYPE_CHECKING:
+    from transforms.dedup import NearParams
+    from transforms.stories import StoryParams
 
 HOME = Path(os.environ.get("NEWS_INGEST_HOME", Path(__file__).resolve().parents[1]))
 CONFIG_DIR = HOME / "configs"
@@ -83,6 +86,33 @@ class FeedsConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DedupConfig:
+    near: bool = True
+    threshold: float = 0.8
+    containment: float = 0.85
+    min_length_ratio: float = 0.6
+    shingle_size: int = 5
+    num_perm: int = 128
+    bands: int = 32
+    seed: int = 1
+    max_bucket: int = 200
+    index: bool = True
+    index_path: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StoriesConfig:
+    enabled: bool = True
+    threshold: float = 0.25
+    lead_words: int = 200
+    window_hours: float = 72.0
+    num_perm: int = 128
+    bands: int = 64
+    seed: int = 7
+    max_bucket: int = 200
+
+
+@dataclasses.dataclass(frozen=True)
 class ErrorsConfig:
     max_failure_ratio: float = 0.5
 
@@ -100,6 +130,20 @@ class RunnerConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class StreamConfig:
+    """``news-ingest stream`` and ``replay``: durations as seconds or "30s", "5m", "2h", "7d"."""
+
+    window: str = "5m"
+    allowed_lateness: str = "1h"
+    watermark_lag: str = "1h"
+    poll_every: str = "30s"
+    seen_ttl: str = "30d"
+    dedup_ttl: str = "30d"
+    duration: str | None = None
+    speed: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     inputs: tuple[str, ...] = ("seeds",)
     read: ReadConfig = ReadConfig()
@@ -107,9 +151,12 @@ class Config:
     clean: CleanConfig = CleanConfig()
     fetch: FetchConfig = FetchConfig()
     feeds: FeedsConfig = FeedsConfig()
+    dedup: DedupConfig = DedupConfig()
+    stories: StoriesConfig = StoriesConfig()
     errors: ErrorsConfig = ErrorsConfig()
     output: OutputConfig = OutputConfig()
     runner: RunnerConfig = RunnerConfig()
+    stream: StreamConfig = StreamConfig()
 
 
 RUNNERS = ("direct", "dask", "dataflow", "flink")
@@ -216,9 +263,48 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("feeds.max_entries: must be at least 1")
     if not cfg.clean.rules:
         raise ConfigError("clean.rules: a default rule pack is required")
+    _validate_stream(cfg)
+    for section, build in (("dedup", near_params), ("stories", story_params)):
+        try:
+            build(cfg)
+        except ValueError as exc:
+            raise ConfigError(f"{section}: {exc}") from exc
     if not 0.0 <= cfg.errors.max_failure_ratio <= 1.0:
         raise ConfigError("errors.max_failure_ratio: must be between 0 and 1")
     return cfg
+
+
+STREAM_DURATIONS = (
+    "window",
+    "allowed_lateness",
+    "watermark_lag",
+    "poll_every",
+    "seen_ttl",
+    "dedup_ttl",
+)
+
+
+def stream_seconds(cfg: Config, key: str) -> float:
+    """A duration of the ``stream:`` section in seconds (``duration`` may be None: 0.0)."""
+    from transforms.windows import parse_duration
+
+    value = getattr(cfg.stream, key)
+    if value is None:
+        return 0.0
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"stream.{key}: {exc}") from exc
+
+
+def _validate_stream(cfg: Config) -> None:
+    for key in (*STREAM_DURATIONS, "duration"):
+        stream_seconds(cfg, key)
+    for key in ("window", "poll_every", "seen_ttl", "dedup_ttl"):
+        if stream_seconds(cfg, key) <= 0:
+            raise ConfigError(f"stream.{key}: must be positive")
+    if cfg.stream.speed <= 0:
+        raise ConfigError(f"stream.speed: must be positive, got {cfg.stream.speed}")
 
 
 def fetch_policy(cfg: Config) -> FetchPolicy:
@@ -235,6 +321,40 @@ def feed_sources(cfg: Config) -> list[FeedSource]:
         return [feed_source(f, f"feeds.sources[{i}]") for i, f in enumerate(cfg.feeds.sources)]
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def near_params(cfg: Config) -> NearParams:
+    """The near-duplicate parameters of the ``dedup`` section."""
+    # Imported here: transforms import Beam, which the CLI must not load before logging is set.
+    from transforms.dedup import NearParams
+
+    d = cfg.dedup
+    return NearParams(
+        threshold=d.threshold,
+        containment=d.containment,
+        min_length_ratio=d.min_length_ratio,
+        shingle_size=d.shingle_size,
+        num_perm=d.num_perm,
+        bands=d.bands,
+        seed=d.seed,
+        max_bucket=d.max_bucket,
+    )
+
+
+def story_params(cfg: Config) -> StoryParams:
+    """The story parameters of the ``stories`` section."""
+    from transforms.stories import StoryParams
+
+    s = cfg.stories
+    return StoryParams(
+        threshold=s.threshold,
+        lead_words=s.lead_words,
+        window_hours=s.window_hours,
+        num_perm=s.num_perm,
+        bands=s.bands,
+        seed=s.seed,
+        max_bucket=s.max_bucket,
+    )
 
 
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

@@ -8,7 +8,15 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipeline.config import Config, ConfigError, feed_sources, fetch_policy, resolve
+from pipeline.config import (
+    Config,
+    ConfigError,
+    feed_sources,
+    fetch_policy,
+    near_params,
+    resolve,
+    story_params,
+)
 from transforms import schema
 from transforms.clean import Clean
 from transforms.dedup import Deduplicate
@@ -18,8 +26,9 @@ from transforms.fetch import FetchPages
 from transforms.normalize import Normalize
 from transforms.rulepack import RulePack, RulePackError, load_pack, load_packs
 from transforms.schema import SOURCE_FEED, Article, DeadLetter, Duplicate
-from transforms.sinks import WriteTable
+from transforms.sinks import ReadIndex, WriteIndex, WriteTable
 from transforms.sources import FEED_LIST, ReadSources, kind_of
+from transforms.stories import AssignStories, StoryOfDuplicates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +63,7 @@ class Outputs:
     articles: beam.PCollection
     duplicates: beam.PCollection
     dead_letters: beam.PCollection
+    index: beam.PCollection | None = None
 
 
 def extract_options(cfg: Config) -> ExtractOptions:
@@ -123,8 +133,18 @@ def rule_packs(cfg: Config) -> tuple[RulePack, tuple[RulePack, ...]]:
     return default, sources
 
 
-def build(p: beam.Pipeline, cfg: Config, paths: list[str]) -> Outputs:
-    """Wire the batch graph from a listed set of input paths to the three output tables."""
+def build(
+    p: beam.Pipeline,
+    cfg: Config,
+    paths: list[str],
+    index_files: list[str] | None = None,
+    run_id: str | None = None,
+) -> Outputs:
+    """Wire the batch graph from a listed set of input paths to the three output tables.
+
+    ``index_files`` are the cross-run index files listed on the launcher; entries of ``run_id``
+    in them are ignored, so a rerun reproduces its own output.
+    """
     files = [path for path in paths if kind_of(path) not in (SOURCE_FEED, FEED_LIST)]
     feeds = feed_inputs(cfg, paths)
     read_ok, read_dead = (
@@ -143,18 +163,31 @@ def build(p: beam.Pipeline, cfg: Config, paths: list[str]) -> Outputs:
         default_pack, source_packs, cfg.clean.min_words
     )
     normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
-    kept, duplicates = normalized | "Deduplicate" >> Deduplicate()
+    index = p | "ReadIndex" >> ReadIndex(index_files, run_id) if index_files else None
+    kept, duplicates, indexed = normalized | "Deduplicate" >> Deduplicate(
+        near_params(cfg), near=cfg.dedup.near, index=index
+    )
+    if cfg.stories.enabled:
+        kept = kept | "Stories" >> AssignStories(story_params(cfg))
+        duplicates = duplicates | "StoriesOfDuplicates" >> StoryOfDuplicates(kept)
     dead = (
         *early_dead,
         extract_dead,
         clean_dead,
         normalize_dead,
     ) | "AllDeadLetters" >> beam.Flatten()
-    return Outputs(articles=kept, duplicates=duplicates, dead_letters=dead)
+    return Outputs(
+        articles=kept,
+        duplicates=duplicates,
+        dead_letters=dead,
+        index=indexed if cfg.dedup.index else None,
+    )
 
 
-def write(outputs: Outputs, output: str, ctx: RunContext, shards: int) -> None:
-    """Write the three tables into the run's staging folder."""
+def write(
+    outputs: Outputs, output: str, ctx: RunContext, shards: int, index: str | None = None
+) -> None:
+    """Write the three tables (and the run's index entries into ``index``) to staging."""
     outputs.articles | "WriteArticles" >> WriteTable(
         "articles", output, ctx.run_id, ctx.article_row, shards
     )
@@ -164,3 +197,5 @@ def write(outputs: Outputs, output: str, ctx: RunContext, shards: int) -> None:
     outputs.dead_letters | "WriteDeadLetters" >> WriteTable(
         "dead_letters", output, ctx.run_id, ctx.dead_letter_row, shards
     )
+    if index is not None and outputs.index is not None:
+        outputs.index | "WriteIndex" >> WriteIndex(index, ctx.run_id, shards)

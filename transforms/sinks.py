@@ -10,17 +10,19 @@ run id committed, so a rerun replaces rather than adds.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import glob
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from transforms.dedup import IndexEntry
 from transforms.schema import ROW_ID, TABLES, stable_id, to_table
 
 STAGING = "_staging"
@@ -182,3 +184,150 @@ def commit_run(output: str, run_id: str, ingest_date: dt.date) -> dict[str, list
     if os.path.isdir(staging_root) and not os.listdir(staging_root):
         os.rmdir(staging_root)
     return committed
+
+
+# --------------------------------------------------------------------------------------------
+# The cross-run dedup index: one folder per run, ``<index>/run=<run_id>/part-NNNNN.parquet``,
+# staged under ``<index>/_staging/<run_id>/`` and renamed into place by ``commit_index`` after
+# the tables are committed (a crash in between makes the next run re-ingest this run's articles
+# as new, never lose any). A rerun of a run id replaces that run's folder.
+
+INDEX_DIR = "_index"
+_RUN_PREFIX = "run="
+
+INDEX_SCHEMA = pa.schema(
+    [
+        pa.field("article_id", pa.string(), nullable=False),
+        pa.field("canonical_url", pa.string()),
+        pa.field("content_hash", pa.string()),
+        pa.field("published_at", pa.timestamp("us", tz="UTC")),
+        pa.field("word_count", pa.int32(), nullable=False),
+        pa.field("signature", pa.binary()),
+        pa.field("shingle_count", pa.int32(), nullable=False),
+        pa.field("fingerprint", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+    ],
+    metadata={"table": "dedup_index", "producer": "news-ingest", "index_version": "1"},
+)
+
+
+def index_dir(output: str, configured: str | None = None) -> str:
+    """The index folder: the configured path, else ``OUT/_index``."""
+    return configured or os.path.join(output, INDEX_DIR)
+
+
+def index_staging_dir(index: str, run_id: str) -> str:
+    return os.path.join(index, STAGING, run_id)
+
+
+def index_rows(entries: Iterable[IndexEntry]) -> list[dict[str, Any]]:
+    rows = [dataclasses.asdict(e) for e in entries]
+    rows.sort(key=lambda r: r["article_id"])
+    return rows
+
+
+def write_index_shard(entries: list[IndexEntry], directory: str, shard: int) -> str:
+    """Write one staged index shard; returns its path."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"part-{shard:05d}.parquet")
+    table = to_table(index_rows(entries), INDEX_SCHEMA)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    pq.write_table(table, tmp, compression=COMPRESSION)
+    os.replace(tmp, path)
+    return path
+
+
+class _WriteIndexShard(beam.DoFn):
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def process(self, keyed: tuple[int, Iterable[IndexEntry]]) -> Iterable[str]:
+        yield write_index_shard(list(keyed[1]), self.directory, keyed[0])
+
+
+class WriteIndex(beam.PTransform):
+    """IndexEntry -> Parquet shards in the index's staging folder for ``run_id``."""
+
+    def __init__(self, index: str, run_id: str, shards: int = 1):
+        super().__init__()
+        if shards < 1:
+            raise ValueError(f"shards must be at least 1, got {shards}")
+        if not run_id:
+            raise ValueError("run_id is required")
+        self.directory = index_staging_dir(index, run_id)
+        self.run_id = run_id
+        self.shards = shards
+
+    def expand(self, entries):  # type: ignore[no-untyped-def]
+        run_id, shards = self.run_id, self.shards
+        return (
+            entries
+            | "StampRun" >> beam.Map(lambda e: dataclasses.replace(e, run_id=run_id))
+            | "KeyByShard" >> beam.Map(lambda e: (shard_of(e.article_id, shards), e))
+            | "GroupShards" >> beam.GroupByKey()
+            | "WriteShards" >> beam.ParDo(_WriteIndexShard(self.directory))
+        )
+
+
+def prepare_index(index: str, run_id: str) -> None:
+    """Clear what an interrupted attempt of ``run_id`` left in the index's staging folder."""
+    shutil.rmtree(index_staging_dir(index, run_id), ignore_errors=True)
+
+
+def commit_index(index: str, run_id: str) -> list[str]:
+    """Move the staged index of ``run_id`` into ``<index>/run=<run_id>/``, replacing an earlier
+    attempt's; returns the committed files (one empty file when the run kept nothing)."""
+    stage = index_staging_dir(index, run_id)
+    if not glob.glob(os.path.join(stage, "*.parquet")):
+        write_index_shard([], stage, 0)
+    target = os.path.join(index, f"{_RUN_PREFIX}{run_id}")
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(stage, target)
+    staging_root = os.path.join(index, STAGING)
+    if os.path.isdir(staging_root) and not os.listdir(staging_root):
+        os.rmdir(staging_root)
+    return sorted(glob.glob(os.path.join(target, "*.parquet")))
+
+
+def index_files(index: str, exclude_run: str | None = None) -> list[str]:
+    """The committed index files of every run but ``exclude_run`` (listed on the launcher)."""
+    files = []
+    for folder in sorted(glob.glob(os.path.join(index, f"{_RUN_PREFIX}*"))):
+        if exclude_run is not None and os.path.basename(folder) == f"{_RUN_PREFIX}{exclude_run}":
+            continue
+        files.extend(sorted(glob.glob(os.path.join(folder, "*.parquet"))))
+    return files
+
+
+def read_index_file(path: str, exclude_run: str | None = None) -> Iterator[IndexEntry]:
+    """The entries of one index file (an entry of ``exclude_run`` is skipped: a rerun must not
+    find its own earlier attempt)."""
+    table = pq.read_table(path, schema=INDEX_SCHEMA)
+    for row in table.to_pylist():
+        if exclude_run is not None and row["run_id"] == exclude_run:
+            continue
+        yield IndexEntry(**row)
+
+
+class _ReadIndexFile(beam.DoFn):
+    def __init__(self, exclude_run: str | None):
+        self.exclude_run = exclude_run
+
+    def process(self, path: str) -> Iterable[IndexEntry]:
+        yield from read_index_file(path, self.exclude_run)
+
+
+class ReadIndex(beam.PTransform):
+    """Listed index files -> IndexEntry (read inside the pipeline, one file per element)."""
+
+    def __init__(self, paths: list[str], exclude_run: str | None = None):
+        super().__init__()
+        self.paths = list(paths)
+        self.exclude_run = exclude_run
+
+    def expand(self, pbegin):  # type: ignore[no-untyped-def]
+        return (
+            pbegin
+            | "ListedIndexFiles" >> beam.Create(self.paths)
+            | "ReadIndexFiles" >> beam.ParDo(_ReadIndexFile(self.exclude_run))
+        )

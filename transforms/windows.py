@@ -1,0 +1,322 @@
+"""Event-time windows for the streaming graph, and the per-window Parquet writer.
+
+Event time is an article's ``published_at``, else the time its entry was fetched (the element
+timestamp the source gave it). Records are written in fixed event-time windows under the same
+output contract as a batch run, with the window's UTC date as the ``ingest_date`` partition:
+
+``OUT/<table>/ingest_date=YYYY-MM-DD/part-<run_id>-w<window start>-<digest>.parquet``
+
+The digest is a hash of the row ids of the pane, so a file name names its content: writing the
+same pane twice replaces a file with identical rows, and a different pane never overwrites one.
+
+Late data is never dropped. A stateful gate keyed by window marks a window closed once the
+watermark passes its end plus the allowed lateness; records that arrive for a closed window take
+the late-data path and are written at once to their window's partition in a ``-late-`` file,
+with a counter. Records within the allowed lateness join a late pane of their window (also a
+``-late-`` file). The windowed ``GroupByKey`` itself never drops: a window the gate has not seen
+yet cannot be known closed (a DoFn does not see the watermark), so its late records must still
+reach a pane.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+from apache_beam.transforms import trigger, userstate, window
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import PaneInfoTiming
+
+from transforms.schema import ROW_ID, TABLES, UTC, Article, stable_id, to_table
+from transforms.sinks import shard_of, write_parquet
+
+STAGE = "window"
+LATE = "late"
+ON_TIME = "on_time"
+
+# The GroupByKey keeps windows open this long (about 100 years), so it never drops a record;
+# the gate above it applies the configured allowed lateness.
+_NEVER_DROP_S = 100 * 365 * 86400
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds in a duration such as ``90``, ``30s``, ``5m``, ``2h`` or ``1d``.
+
+    Raises:
+        ValueError: the text is not a non-negative number with an optional unit.
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if text < 0:
+            raise ValueError(f"duration must not be negative, got {text}")
+        return float(text)
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 2h, 1d)")
+    return float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
+
+
+def to_timestamp(value: dt.datetime) -> Timestamp:
+    """A Beam timestamp of an aware or naive (taken as UTC) datetime."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return Timestamp.from_utc_datetime(value.astimezone(UTC))
+
+
+def window_start(ts: Timestamp | float, size_s: float) -> Timestamp:
+    """Start of the fixed window of ``size_s`` seconds holding ``ts`` (windows start at epoch)."""
+    micros = Timestamp.of(ts).micros
+    size = round(size_s * 1_000_000)
+    return Timestamp(micros=micros - micros % size)
+
+
+def window_label(start: Timestamp) -> str:
+    """The window part of a file name: its start as ``YYYYMMDDTHHMMSSZ``."""
+    return start.to_utc_datetime(has_tz=True).strftime("%Y%m%dT%H%M%SZ")
+
+
+def window_date(start: Timestamp) -> dt.date:
+    """The ``ingest_date`` partition of a window: the UTC date of its start."""
+    return start.to_utc_datetime(has_tz=True).date()
+
+
+def pane_path(
+    output: str, name: str, run_id: str, start: Timestamp, row_ids: Iterable[str], late: bool
+) -> str:
+    """Where a pane of ``name`` rows for the window starting at ``start`` is written."""
+    digest = stable_id(*sorted(row_ids))[:16]
+    kind = "-late" if late else ""
+    return os.path.join(
+        output,
+        name,
+        f"ingest_date={window_date(start).isoformat()}",
+        f"part-{run_id}-w{window_label(start)}{kind}-{digest}.parquet",
+    )
+
+
+def write_pane(
+    name: str, rows: list[dict[str, Any]], output: str, run_id: str, start: Timestamp, late: bool
+) -> tuple[str, str, int]:
+    """Write one pane (rows sorted by id) atomically; return (table, path, rows)."""
+    key = ROW_ID[name]
+    rows = sorted(rows, key=lambda r: (r[key], r.get("source_ref") or ""))
+    path = pane_path(output, name, run_id, start, (r[key] for r in rows), late)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_parquet(to_table(rows, TABLES[name]), name, path)
+    return name, path, len(rows)
+
+
+def event_time(article: Article, fallback: Timestamp) -> Timestamp:
+    """The event time of an article: ``published_at``, else ``fallback`` (the fetch time)."""
+    if article.published_at is not None:
+        return to_timestamp(article.published_at)
+    return fallback
+
+
+class _AssignEventTime(beam.DoFn):
+    def __init__(self) -> None:
+        self.from_published = Metrics.counter(STAGE, "event_time:published_at")
+        self.from_fetch = Metrics.counter(STAGE, "event_time:fetched_at")
+
+    def process(self, article: Any, ts: Any = beam.DoFn.TimestampParam) -> Iterable[Any]:
+        inner = article.article if hasattr(article, "duplicate_of") else article
+        if isinstance(inner, Article) and inner.published_at is not None:
+            self.from_published.inc()
+            yield window.TimestampedValue(article, event_time(inner, ts))
+        else:
+            self.from_fetch.inc()
+            yield article
+
+
+class AssignEventTime(beam.PTransform):
+    """Re-stamp articles (or duplicates) with their event time: ``published_at``, else the
+    element timestamp the source gave them (the fetch time)."""
+
+    def expand(self, records):  # type: ignore[no-untyped-def]
+        return records | "StampPublishedAt" >> beam.ParDo(_AssignEventTime())
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowSpec:
+    """Fixed event-time windows and how long they stay open for late data."""
+
+    size_s: float
+    allowed_lateness_s: float
+
+    def __post_init__(self) -> None:
+        if self.size_s <= 0:
+            raise ValueError(f"window size must be positive, got {self.size_s}")
+        if self.allowed_lateness_s < 0:
+            raise ValueError(
+                f"allowed lateness must not be negative, got {self.allowed_lateness_s}"
+            )
+
+
+_CLOSED = userstate.ReadModifyWriteStateSpec("closed", beam.coders.BooleanCoder())
+_CLOSE = userstate.TimerSpec("close", TimeDomain.WATERMARK)
+# DoFn parameters as module-level singletons (Beam reads them from argument defaults).
+_CLOSED_PARAM = beam.DoFn.StateParam(_CLOSED)
+_CLOSE_PARAM = beam.DoFn.TimerParam(_CLOSE)
+
+
+class _LatenessGate(beam.DoFn):
+    """Keyed by window start: passes records while their window is open, routes the rest late.
+
+    A window closes when the watermark passes its end plus the allowed lateness, the moment
+    after which a windowed ``GroupByKey`` would drop its records.
+    """
+
+    def __init__(self, spec: WindowSpec, table: str):
+        self.spec = spec
+        self.late = Metrics.counter(STAGE, f"late_records:{table}")
+        self.on_time = Metrics.counter(STAGE, f"on_time_records:{table}")
+
+    def process(
+        self,
+        keyed: tuple[int, Any],
+        ts: Any = beam.DoFn.TimestampParam,
+        closed: Any = _CLOSED_PARAM,
+        close: Any = _CLOSE_PARAM,
+    ) -> Iterable[Any]:
+        start_micros, row = keyed
+        if closed.read():
+            self.late.inc()
+            yield pvalue.TaggedOutput(LATE, window.TimestampedValue((start_micros, row), ts))
+            return
+        self.on_time.inc()
+        end = Timestamp(micros=start_micros) + self.spec.size_s
+        close.set(end + self.spec.allowed_lateness_s)
+        yield window.TimestampedValue(row, ts)
+
+    @userstate.on_timer(_CLOSE)
+    def on_close(self, closed: Any = _CLOSED_PARAM) -> None:
+        closed.write(True)
+
+
+class _WriteWindowPane(beam.DoFn):
+    def __init__(self, name: str, output: str, run_id: str):
+        self.name = name
+        self.output = output
+        self.run_id = run_id
+        self.files = Metrics.counter(STAGE, f"files:{name}")
+        self.late_panes = Metrics.counter(STAGE, f"late_panes:{name}")
+
+    def process(
+        self,
+        keyed: tuple[int, Iterable[dict[str, Any]]],
+        win: Any = beam.DoFn.WindowParam,
+        pane: Any = beam.DoFn.PaneInfoParam,
+    ) -> Iterable[tuple[str, str, int]]:
+        late = pane.timing == PaneInfoTiming.LATE
+        if late:
+            self.late_panes.inc()
+        self.files.inc()
+        yield write_pane(self.name, list(keyed[1]), self.output, self.run_id, win.start, late)
+
+
+class _WriteLateRecords(beam.DoFn):
+    def __init__(self, name: str, output: str, run_id: str):
+        self.name = name
+        self.output = output
+        self.run_id = run_id
+        self.files = Metrics.counter(STAGE, f"late_files:{name}")
+
+    def process(
+        self, keyed: tuple[tuple[int, int], Iterable[dict[str, Any]]]
+    ) -> Iterable[tuple[str, str, int]]:
+        (start_micros, _shard), rows = keyed
+        self.files.inc()
+        yield write_pane(
+            self.name, list(rows), self.output, self.run_id, Timestamp(micros=start_micros), True
+        )
+
+
+class WriteWindowed(beam.PTransform):
+    """Timestamped records -> Parquet panes of table ``name``, one set of files per window.
+
+    Args:
+        name: ``articles``, ``duplicates`` or ``dead_letters``.
+        output: the output root.
+        run_id: the run id (file names carry it and the window).
+        to_row: record -> row dict of the table's schema.
+        spec: window size and allowed lateness.
+        shards: files per pane (and parallel writers).
+
+    Returns a PCollection of ``(table, path, rows)`` for every file written.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        output: str,
+        run_id: str,
+        to_row: Callable[[Any], dict[str, Any]],
+        spec: WindowSpec,
+        shards: int = 1,
+    ):
+        super().__init__()
+        if name not in TABLES:
+            raise ValueError(f"unknown table {name!r}; expected one of {sorted(TABLES)}")
+        if shards < 1:
+            raise ValueError(f"shards must be at least 1, got {shards}")
+        if not run_id:
+            raise ValueError("run_id is required")
+        self.name = name
+        self.output = output
+        self.run_id = run_id
+        self.to_row = to_row
+        self.spec = spec
+        self.shards = shards
+
+    def expand(self, records):  # type: ignore[no-untyped-def]
+        key, shards, size = ROW_ID[self.name], self.shards, self.spec.size_s
+        gated = (
+            records
+            | "ToRows" >> beam.Map(self.to_row)
+            | "KeyByWindow"
+            >> beam.Map(
+                lambda row, ts=beam.DoFn.TimestampParam: (window_start(ts, size).micros, row)
+            )
+            | "GateLateRecords"
+            >> beam.ParDo(_LatenessGate(self.spec, self.name)).with_outputs(LATE, main=ON_TIME)
+        )
+        on_time = (
+            gated[ON_TIME]
+            | "FixedWindows"
+            >> beam.WindowInto(
+                window.FixedWindows(size),
+                trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
+                allowed_lateness=_NEVER_DROP_S,
+                accumulation_mode=trigger.AccumulationMode.DISCARDING,
+            )
+            | "KeyByShard" >> beam.Map(lambda row: (shard_of(row[key], shards), row))
+            | "GroupPanes" >> beam.GroupByKey()
+            | "WritePanes" >> beam.ParDo(_WriteWindowPane(self.name, self.output, self.run_id))
+        )
+        late = (
+            gated[LATE]
+            | "KeyLateByWindow"
+            >> beam.Map(lambda kv: ((kv[0], shard_of(kv[1][key], shards)), kv[1]))
+            | "LateRecordsNow"
+            >> beam.WindowInto(
+                window.GlobalWindows(),
+                trigger=trigger.Repeatedly(trigger.AfterCount(1)),
+                accumulation_mode=trigger.AccumulationMode.DISCARDING,
+            )
+            | "GroupLate" >> beam.GroupByKey()
+            | "WriteLate" >> beam.ParDo(_WriteLateRecords(self.name, self.output, self.run_id))
+        )
+        # The written-file records of both paths, in one windowing so they can be flattened.
+        on_time = on_time | "OnTimeFilesGlobal" >> beam.WindowInto(window.GlobalWindows())
+        late = late | "LateFilesGlobal" >> beam.WindowInto(window.GlobalWindows())
+        return (on_time, late) | "AllFiles" >> beam.Flatten()
