@@ -42,8 +42,8 @@ def explode(monkeypatch):
     def install(names: list[str]) -> None:
         real_build = graph.build
 
-        def build(p, cfg, paths):
-            out = real_build(p, cfg, paths)
+        def build(p, cfg, paths, *args, **kwargs):
+            out = real_build(p, cfg, paths, *args, **kwargs)
             kept, failed = out.articles | "Explode" >> ApplyStage(
                 "explode", _Explode(frozenset(names))
             )

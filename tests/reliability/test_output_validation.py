@@ -24,8 +24,8 @@ def corrupt_articles(monkeypatch, corrupt) -> None:
     """Pass the articles of the real graph through ``corrupt`` (Article -> Articles)."""
     real_build = graph.build
 
-    def build(p, cfg, paths):
-        out = real_build(p, cfg, paths)
+    def build(p, cfg, paths, *args, **kwargs):
+        out = real_build(p, cfg, paths, *args, **kwargs)
         out.articles = out.articles | "Corrupt" >> beam.FlatMap(corrupt)
         return out
 
