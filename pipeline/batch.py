@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import __version__, error_budget, graph, manifest, runners
+from pipeline import __version__, error_budget, graph, manifest, progress, runners
 from pipeline.config import Config, resolve
 from transforms import sinks
 from transforms.schema import ROW_ID, SCHEMA_VERSION, TABLES, UTC
@@ -93,6 +94,7 @@ def run(
     cfg: Config,
     run_id: str | None = None,
     beam_args: list[str] | None = None,
+    show_progress: bool = False,
     *,
     replay_of: str | None = None,
     exclude_ids: frozenset[str] = frozenset(),
@@ -103,6 +105,8 @@ def run(
         cfg: the effective configuration.
         run_id: the run id (a rerun with the same id replaces that run's files).
         beam_args: Beam pipeline flags.
+        show_progress: redraw a progress line on stderr while it runs (local runners only:
+            remote workers cannot reach it).
         replay_of: the run whose dead letters this run replays (recorded in the manifest).
         exclude_ids: article ids already ingested: rows with these ids are not committed.
 
@@ -125,13 +129,19 @@ def run(
     if index:
         sinks.prepare_index(index, run_id)
 
-    options = runners.pipeline_options(cfg.runner.name, cfg.runner.workers, beam_args or [])
+    options = runners.pipeline_options(
+        cfg.runner.name, cfg.runner.workers, beam_args or [], cfg.runner.options
+    )
     ctx = graph.RunContext(run_id=run_id, started_at=started, pipeline_version=__version__)
     p = beam.Pipeline(options=options)
     outputs = graph.build(p, cfg, paths, index_files, run_id)
     graph.write(outputs, output, ctx, cfg.output.shards, index)
-    result = p.run()
-    result.wait_until_finish()
+    with contextlib.ExitStack() as stack:
+        if show_progress and runners.is_local(cfg.runner.name, options):
+            reporter = stack.enter_context(progress.Reporter(total=len(paths)))
+            outputs.finished | "ReportProgress" >> progress.CountDocuments(reporter.port)
+        result = p.run()
+        result.wait_until_finish()
 
     excluded = exclude_ingested(output, run_id, exclude_ids) if exclude_ids else 0
     budget, staged = error_budget.measure(output, run_id, cfg.errors.max_failure_ratio)

@@ -28,6 +28,34 @@ def _add_run(sub: Any) -> None:
     run.set_defaults(func=_cmd_run)
 
 
+def _add_load(sub: Any) -> None:
+    load = sub.add_parser(
+        "load",
+        help="merge an output folder's Parquet into a DuckDB database",
+        description="Merge the committed tables of an output folder into DuckDB tables "
+        "articles, duplicates and dead_letters, keyed by their ids (loading twice is a no-op).",
+    )
+    load.add_argument("--duckdb", required=True, metavar="FILE", help="DuckDB database file")
+    load.add_argument("--output", metavar="DIR", help="output root to load (default: output/)")
+    load.add_argument("--config", metavar="FILE", help="YAML file overlaying configs/default.yaml")
+    load.add_argument("--run-id", metavar="ID", help="load only this run's files")
+    load.set_defaults(func=_cmd_load)
+
+
+def _cmd_load(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from pipeline import config, load
+
+    cfg = config.load(args.config)
+    output = args.output or config.resolve(cfg.output.path)
+    try:
+        loads = load.load_duckdb(args.duckdb, output, args.run_id)
+    except load.LoadError as exc:
+        print(f"news-ingest: error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(load.summary_lines(args.duckdb, loads)))
+    return 0
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     over: dict[str, Any] = {}
     if args.input:
@@ -47,7 +75,7 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline import batch, config, manifest
 
     cfg = config.load(args.config, _overrides(args))
-    result = batch.run(cfg, args.run_id, beam_args)
+    result = batch.run(cfg, args.run_id, beam_args, show_progress=sys.stderr.isatty())
     print("\n".join(manifest.summary_lines(result.manifest)))
     return manifest.exit_code(result.manifest)
 
@@ -167,6 +195,7 @@ def parser() -> argparse.ArgumentParser:
     stream.add_parsers(sub)
     _add_eval_extraction(sub)
     _add_eval_cleaning(sub)
+    _add_load(sub)
     return top
 
 

@@ -127,6 +127,8 @@ class OutputConfig:
 class RunnerConfig:
     name: str = "direct"
     workers: int = 1
+    # Beam pipeline options for the runner (flag name -> value); command-line flags win.
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import glob
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -151,8 +152,12 @@ def prepare_run(output: str, run_id: str) -> None:
 
 def committed_files(output: str, name: str, run_id: str | None = None) -> list[str]:
     """The committed Parquet files of a table (of one run when ``run_id`` is given)."""
-    pattern = shard_name(run_id, 0).replace("00000", "*") if run_id else "*.parquet"
-    return sorted(glob.glob(os.path.join(output, name, "ingest_date=*", pattern)))
+    files = sorted(glob.glob(os.path.join(output, name, "ingest_date=*", "*.parquet")))
+    if run_id is None:
+        return files
+    # Run ids may contain '-': match the whole name, so run "a" never claims run "a-b"'s files.
+    own = re.compile(rf"part-{re.escape(run_id)}-\d{{5}}\.parquet")
+    return [f for f in files if own.fullmatch(os.path.basename(f))]
 
 
 def commit_run(output: str, run_id: str, ingest_date: dt.date) -> dict[str, list[str]]:

@@ -103,12 +103,14 @@ def test_seeds_and_copies(first_run: Path) -> None:
         for d in dups.to_pylist()
     }
     assert {name: v[:2] for name, v in found.items()} == {
-        "copy_wrap_0.txt": (seed0, "exact"),
+        # Refilled as one block, the copy's photo caption and dateline no longer stand on lines
+        # of their own, so cleaning cannot move them out: a near copy, not an exact one.
+        "copy_wrap_0.txt": (seed0, "near"),
         "copy_cut_0.txt": (seed0, "near"),
         "copy_boiler_1.txt": (seed1, "near"),
         "copy_cut_1.txt": (seed1, "near"),
     }
-    assert found["copy_wrap_0.txt"][2] == 1.0
+    assert found["copy_wrap_0.txt"][2] >= 0.8
     # Duplicates carry their keeper's story.
     assert set(dups.column("story_id").to_pylist()) == set(arts.column("story_id").to_pylist())
     assert all(0.6 < v[2] <= 1.0 for v in found.values())
@@ -125,8 +127,8 @@ def test_second_run_finds_nothing_new_and_rerun_reproduces(inputs: Path, first_r
     assert arts == []
     assert len(dups) == 9
     assert {d[1] for d in dups} <= kept_first
-    # Seeds and exact copies match by content hash; the cut and boilerplate copies stay near.
-    assert sorted(d[2] for d in dups) == ["exact"] * 6 + ["near"] * 3
+    # The seeds match by content hash; the refilled, cut and boilerplate copies stay near.
+    assert sorted(d[2] for d in dups) == ["exact"] * 5 + ["near"] * 4
     # A rerun of the first run id ignores its own index entries (and, being earlier, is not a
     # copy of the second run, which kept nothing): same articles, same duplicates.
     run(inputs, first_run, "first")

@@ -163,16 +163,22 @@ def test_the_extract_config_section_reaches_the_extractor():
 
 
 @pytest.mark.parametrize(
-    ("runner", "isolation", "expected"),
+    ("runner", "workers", "isolation", "expected"),
     [
-        ("direct", "auto", "subprocess"),
-        ("dask", "auto", "thread"),
-        ("direct", "thread", "thread"),
-        ("dataflow", "subprocess", "subprocess"),
+        ("direct", 1, "auto", "subprocess"),
+        ("direct", 2, "auto", "thread"),  # fork inside multi-process workers broke the pool
+        ("dask", 1, "auto", "thread"),
+        ("direct", 1, "thread", "thread"),
+        ("dataflow", 1, "subprocess", "subprocess"),
     ],
 )
-def test_isolation_auto_avoids_subprocesses_on_dask(runner, isolation, expected):
-    cfg = config.load(overrides={"runner": {"name": runner}, "extract": {"isolation": isolation}})
+def test_isolation_auto_forks_only_in_the_in_process_runner(runner, workers, isolation, expected):
+    cfg = config.load(
+        overrides={
+            "runner": {"name": runner, "workers": workers},
+            "extract": {"isolation": isolation},
+        }
+    )
     assert extract_isolation(cfg) == expected
 
 

@@ -18,7 +18,9 @@ import pytest
 from tests.conftest import ROOT, read_table, run_cli
 from transforms.schema import ARTICLES_SCHEMA
 
-IGNORED = ["run_id", "ingested_at"]
+# story_id: stories are assigned by the batch graph only (a streaming story index is future
+# work, see the README), so the stream leaves it null.
+IGNORED = ["run_id", "ingested_at", "story_id"]
 
 
 @pytest.fixture(scope="module")
@@ -310,11 +312,12 @@ def test_the_unbounded_graph_for_dataflow_and_flink_runs_bounded_on_the_fnapi_ru
 
         site.feed = feed_then_grow
         cfg = config.load(_config(tmp_path, site.base), {"output": {"path": str(out)}})
-        settings = dataclasses.replace(StreamSettings.of(cfg), poll_every_s=0.5)
+        settings = dataclasses.replace(StreamSettings.of(cfg), poll_every_s=0.3)
         ctx = graph.RunContext("unbounded-1", dt.datetime.now(dt.UTC), "test")
         p = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
-        feeds = [FeedSource(f"{site.base}/feed.xml", poll_interval_s=0.5)]
-        build_unbounded(p, cfg, settings, ctx, str(out), {}, feeds, stop_after_s=3)
+        feeds = [FeedSource(f"{site.base}/feed.xml", poll_interval_s=0.3)]
+        # generous: on a loaded machine the impulse fires late, and >= 3 polls are needed
+        build_unbounded(p, cfg, settings, ctx, str(out), {}, feeds, stop_after_s=6)
         result = p.run()
         result.wait_until_finish()
         urls = read_table(out, "articles").column("url").to_pylist()

@@ -102,3 +102,20 @@ def test_write_table_checks_arguments():
         sinks.WriteTable("articles", "o", "r", dict, shards=0)
     with pytest.raises(ValueError):
         sinks.WriteTable("articles", "o", "", dict)
+
+
+def test_a_rerun_never_touches_a_run_whose_id_extends_its_own(tmp_path):
+    out = str(tmp_path)
+    for run in ("a-b", "a"):
+        stage = os.path.join(sinks.staging_dir(out, run), "articles")
+        sinks.write_shard("articles", [_row(1)], stage, run, 0)
+        sinks.commit_run(out, run, DAY)
+    assert [os.path.basename(f) for f in sinks.committed_files(out, "articles", "a")] == [
+        "part-a-00000.parquet"
+    ]
+    # rerun "a": "a-b" keeps its file
+    stage = os.path.join(sinks.staging_dir(out, "a"), "articles")
+    sinks.write_shard("articles", [_row(2)], stage, "a", 0)
+    sinks.commit_run(out, "a", DAY)
+    assert len(sinks.committed_files(out, "articles")) == 2
+    assert len(sinks.committed_files(out, "articles", "a-b")) == 1

@@ -1,0 +1,103 @@
+"""Warehouse load: merge the committed Parquet of an output folder into a DuckDB database.
+
+Each table (``articles``, ``duplicates``, ``dead_letters``) is merged on its key, so loading the
+same output twice, or an output that holds several runs, leaves one row per key: the row of the
+latest run (by ``ingested_at``, then ``run_id``). ``duplicates`` is keyed by
+``(article_id, source_ref)``: copies found under the same URL share an ``article_id``, and each
+copy is a row of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from transforms import sinks
+from transforms.schema import ROW_ID, TABLES
+
+# Merge keys per table; ROW_ID[name] always comes first.
+KEYS: dict[str, tuple[str, ...]] = {
+    "articles": (ROW_ID["articles"],),
+    "duplicates": (ROW_ID["duplicates"], "source_ref"),
+    "dead_letters": (ROW_ID["dead_letters"],),
+}
+
+
+class LoadError(ValueError):
+    """The output folder or the database cannot be loaded."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TableLoad:
+    table: str
+    files: int
+    rows_in: int
+    replaced: int
+    total: int
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _merge_table(con: Any, name: str, files: list[str]) -> TableLoad:
+    keys = KEYS[name]
+    key_list = ", ".join(_quote(k) for k in keys)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE incoming AS "
+        "SELECT * FROM read_parquet(?, union_by_name = true) "
+        f"QUALIFY row_number() OVER (PARTITION BY {key_list} "
+        "ORDER BY ingested_at DESC, run_id DESC) = 1",
+        [files],
+    )
+    (rows_in,) = con.execute("SELECT count(*) FROM incoming").fetchone()
+    con.execute(f"CREATE TABLE IF NOT EXISTS {_quote(name)} AS SELECT * FROM incoming LIMIT 0")
+    match = " AND ".join(f"t.{_quote(k)} IS NOT DISTINCT FROM i.{_quote(k)}" for k in keys)
+    (replaced,) = con.execute(
+        f"DELETE FROM {_quote(name)} t WHERE EXISTS (SELECT 1 FROM incoming i WHERE {match})"
+    ).fetchone()
+    con.execute(f"INSERT INTO {_quote(name)} BY NAME SELECT * FROM incoming")
+    (total,) = con.execute(f"SELECT count(*) FROM {_quote(name)}").fetchone()
+    con.execute("DROP TABLE incoming")
+    return TableLoad(name, len(files), int(rows_in), int(replaced), int(total))
+
+
+def load_duckdb(database: str, output: str, run_id: str | None = None) -> list[TableLoad]:
+    """Merge the committed tables under ``output`` (one run's when ``run_id`` is given) into
+    the DuckDB file ``database``, in one transaction.
+
+    Raises:
+        LoadError: ``output`` holds no committed tables, or the database rejects the load.
+    """
+    import duckdb
+
+    found = {name: sinks.committed_files(output, name, run_id) for name in TABLES}
+    if not any(found.values()):
+        which = f" of run {run_id}" if run_id else ""
+        raise LoadError(f"no committed Parquet{which} under {output}")
+    parent = os.path.dirname(os.path.abspath(database))
+    if not os.path.isdir(parent):
+        raise LoadError(f"folder of the database does not exist: {parent}")
+    try:
+        con = duckdb.connect(database)
+    except duckdb.Error as exc:
+        raise LoadError(f"cannot open {database}: {exc}") from exc
+    try:
+        con.execute("BEGIN TRANSACTION")
+        loads = [_merge_table(con, name, files) for name, files in found.items() if files]
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        raise LoadError(f"load into {database} failed: {exc}") from exc
+    finally:
+        con.close()
+    return loads
+
+
+def summary_lines(database: str, loads: list[TableLoad]) -> list[str]:
+    lines = [f"news-ingest load into {database}:"]
+    lines.append(f"  {'table':<14}{'files':>7}{'rows in':>10}{'replaced':>10}{'total':>10}")
+    for t in loads:
+        lines.append(f"  {t.table:<14}{t.files:>7}{t.rows_in:>10}{t.replaced:>10}{t.total:>10}")
+    return lines

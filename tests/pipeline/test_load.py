@@ -1,0 +1,130 @@
+"""``news-ingest load``: merging Parquet output into a real DuckDB file, idempotently."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.load import KEYS, LoadError, load_duckdb
+from tests.conftest import read_table, run_cli
+from tests.pipeline.corpus import make_corpus
+from transforms import schema, sinks
+from transforms.schema import Article, Duplicate
+
+
+def _key_dupes(db: Path) -> dict[str, int]:
+    """Per table, how many keys occur more than once."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        out = {}
+        for name, keys in KEYS.items():
+            cols = ", ".join(keys)
+            (n,) = con.execute(
+                f"SELECT count(*) FROM (SELECT {cols} FROM {name} GROUP BY ALL HAVING count(*) > 1)"
+            ).fetchone()
+            out[name] = n
+        return out
+
+
+def _count(db: Path, name: str, where: str = "true") -> int:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(f"SELECT count(*) FROM {name} WHERE {where}").fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One output folder holding two runs of the same generated corpus."""
+    root = tmp_path_factory.mktemp("load")
+    make_corpus(root / "corpus", n=24)
+    for run_id in ("run-a", "run-b"):
+        done = run_cli(
+            "run", "--input", str(root / "corpus"), "--output", str(root / "out"),
+            "--run-id", run_id,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+    return root / "out"
+
+
+def test_load_twice_leaves_one_row_per_key(two_runs: Path, tmp_path: Path) -> None:
+    db = tmp_path / "news.duckdb"
+    first = run_cli("load", "--duckdb", str(db), "--output", str(two_runs), "--run-id", "run-a")
+    assert first.returncode == 0, first.stderr
+    table = read_table(two_runs, "articles")
+    articles = table.filter(pc.equal(table["run_id"], "run-a"))
+    assert _count(db, "articles") == articles.num_rows > 0
+
+    for _ in range(2):
+        again = run_cli("load", "--duckdb", str(db), "--output", str(two_runs))
+        assert again.returncode == 0, again.stderr
+    assert _key_dupes(db) == {"articles": 0, "duplicates": 0, "dead_letters": 0}
+    assert _count(db, "articles") == articles.num_rows
+    assert _count(db, "duplicates") == 4
+    assert _count(db, "dead_letters") == 2
+    # Both runs hold every key: the later run's rows replace the earlier run's.
+    assert _count(db, "articles", "run_id = 'run-b'") == articles.num_rows
+    assert "replaced" in again.stdout
+
+
+def test_loaded_values_match_parquet(two_runs: Path, tmp_path: Path) -> None:
+    db = tmp_path / "news.duckdb"
+    load_duckdb(str(db), str(two_runs), "run-a")
+    expected = read_table(two_runs, "articles")
+    expected = sorted(
+        (r["article_id"], r["title"], r["word_count"], r["authors"])
+        for r in expected.to_pylist()
+        if r["run_id"] == "run-a"
+    )
+    with duckdb.connect(str(db), read_only=True) as con:
+        got = con.execute(
+            "SELECT article_id, title, word_count, authors FROM articles ORDER BY ALL"
+        ).fetchall()
+    assert [(a, t, w, list(au)) for a, t, w, au in got] == expected
+
+
+def _article(source_ref: str, url: str) -> Article:
+    return Article(
+        article_id=schema.stable_id("url", url),
+        source_kind="html",
+        source_ref=source_ref,
+        url=url,
+        text="Same story.",
+        word_count=2,
+        ingested_at=dt.datetime(2026, 1, 1, tzinfo=schema.UTC),
+        run_id="r1",
+        pipeline_version="test",
+    )
+
+
+def test_copies_sharing_an_article_id_stay_separate_duplicates(tmp_path: Path) -> None:
+    # Two copies of one URL under different paths share article_id but are two rows.
+    out = tmp_path / "out"
+    kept = _article("a.html", "https://example.org/x")
+    dups = [
+        Duplicate(dataclasses.replace(kept, source_ref=ref), kept.article_id, "url", 1.0)
+        for ref in ("b.html", "c.html")
+    ]
+    staging = Path(sinks.staging_dir(str(out), "r1"))
+    rows = [schema.duplicate_row(d) for d in dups]
+    table = schema.to_table(rows, schema.DUPLICATES_SCHEMA)
+    (staging / "duplicates").mkdir(parents=True)
+    pq.write_table(table, staging / "duplicates" / sinks.shard_name("r1", 0))
+    sinks.write_shard("articles", [schema.article_row(kept)], str(staging / "articles"), "r1", 0)
+    sinks.commit_run(str(out), "r1", dt.date(2026, 1, 1))
+
+    db = tmp_path / "news.duckdb"
+    for _ in range(2):
+        loads = load_duckdb(str(db), str(out))
+    assert {t.table: t.total for t in loads} == {"articles": 1, "duplicates": 2, "dead_letters": 0}
+
+
+def test_load_without_output_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(LoadError, match="no committed Parquet"):
+        load_duckdb(str(tmp_path / "x.duckdb"), str(tmp_path / "missing"))
+    done = run_cli("load", "--duckdb", str(tmp_path / "x.duckdb"), "--output", str(tmp_path))
+    assert done.returncode == 2
+    assert "no committed Parquet" in done.stderr
