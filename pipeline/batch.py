@@ -13,11 +13,14 @@ import time
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from pipeline import __version__, graph, manifest, progress, runners
+from pipeline import __version__, error_budget, graph, manifest, progress, runners
 from pipeline.config import Config, resolve
 from transforms import sinks
-from transforms.schema import SCHEMA_VERSION, UTC
+from transforms.schema import ROW_ID, SCHEMA_VERSION, TABLES, UTC
 from transforms.sources import list_inputs
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -63,6 +66,24 @@ def stage_counters(result: beam.runners.runner.PipelineResult) -> dict[str, dict
     return {k: dict(sorted(v.items())) for k, v in sorted(stages.items())}
 
 
+def exclude_ingested(output: str, run_id: str, ids: frozenset[str]) -> int:
+    """Drop staged article and duplicate rows whose id is in ``ids``; return how many.
+
+    A replay re-reads whole input files; a file that held several documents (a feed) may hold
+    some that an earlier run already ingested, and those must not be ingested twice.
+    """
+    dropped = 0
+    for name in ("articles", "duplicates"):
+        for path in error_budget.staged_files(output, run_id, name):
+            table = pq.read_table(path)
+            keep = pc.invert(pc.is_in(table.column(ROW_ID[name]), value_set=pa.array(sorted(ids))))
+            kept = table.filter(keep)
+            if kept.num_rows < table.num_rows:
+                dropped += table.num_rows - kept.num_rows
+                sinks.write_parquet(kept, name, path)
+    return dropped
+
+
 @dataclasses.dataclass(frozen=True)
 class RunResult:
     manifest: dict[str, Any]
@@ -74,9 +95,25 @@ def run(
     run_id: str | None = None,
     beam_args: list[str] | None = None,
     show_progress: bool = False,
+    *,
+    replay_of: str | None = None,
+    exclude_ids: frozenset[str] = frozenset(),
 ) -> RunResult:
-    """Run the batch pipeline described by ``cfg``; with ``show_progress``, redraw a progress
-    line on stderr while it runs (local runners only: remote workers cannot reach it)."""
+    """Run the batch pipeline described by ``cfg``.
+
+    Args:
+        cfg: the effective configuration.
+        run_id: the run id (a rerun with the same id replaces that run's files).
+        beam_args: Beam pipeline flags.
+        show_progress: redraw a progress line on stderr while it runs (local runners only:
+            remote workers cannot reach it).
+        replay_of: the run whose dead letters this run replays (recorded in the manifest).
+        exclude_ids: article ids already ingested: rows with these ids are not committed.
+
+    When more than ``cfg.errors.max_failure_ratio`` of the records failed, the run's articles
+    and duplicates are not committed (its dead letters are) and the manifest's status is
+    ``failed_error_budget``; see ``pipeline.error_budget``.
+    """
     started = dt.datetime.now(UTC)
     t0 = time.monotonic()
     run_id = check_run_id(run_id) if run_id else new_run_id(started)
@@ -106,19 +143,29 @@ def run(
         result = p.run()
         result.wait_until_finish()
 
+    excluded = exclude_ingested(output, run_id, exclude_ids) if exclude_ids else 0
+    budget, staged = error_budget.measure(output, run_id, cfg.errors.max_failure_ratio)
+    if budget.exceeded:
+        error_budget.withhold(output, run_id)
     files = sinks.commit_run(output, run_id, started.date())
+    if budget.exceeded:
+        files = error_budget.uncommit(output, run_id, files)
     if index:
+        if budget.exceeded:
+            # The withheld articles must not count as seen by later runs: commit an empty
+            # index for this run (replacing an earlier attempt's).
+            sinks.prepare_index(index, run_id)
         # After the tables: a crash in between re-ingests this run's articles next time, but
         # never marks an article as a copy of one that was not written.
         sinks.commit_index(index, run_id)
     finished = dt.datetime.now(UTC)
     seconds = time.monotonic() - t0
-    counts = manifest.table_counts(files)
-    documents = sum(counts.values())
+    counts = {name: 0 for name in TABLES} | manifest.table_counts(files)
+    documents = budget.records
     stages = stage_counters(result)
     body: dict[str, Any] = {
         "run_id": run_id,
-        "status": "succeeded",
+        "status": error_budget.STATUS_EXCEEDED if budget.exceeded else "succeeded",
         "started_at": started.isoformat(),
         "finished_at": finished.isoformat(),
         "seconds": round(seconds, 3),
@@ -133,11 +180,17 @@ def run(
         "inputs": {"paths": len(paths), "documents": documents, "specs": list(cfg.inputs)},
         "dedup_index": {"path": index, "files_read": len(index_files)} if index else None,
         "counts": counts,
+        "error_budget": budget.as_dict(),
         "stages": stages,
         "dead_letter_reasons": manifest.dead_letter_reasons(files["dead_letters"]),
-        "top_rules": manifest.top_rules(files["articles"]),
+        "top_rules": manifest.top_rules(files.get("articles", [])),
         "files": {k: [os.path.relpath(p, output) for p in v] for k, v in files.items()},
         "config": dataclasses.asdict(cfg),
     }
+    if budget.exceeded:
+        body["withheld"] = {name: staged[name] for name in error_budget.WITHHELD_TABLES}
+    if replay_of:
+        body["replay_of"] = replay_of
+        body["excluded_already_ingested"] = excluded
     path = manifest.write_manifest(output, body)
     return RunResult(manifest=body, manifest_path=path)

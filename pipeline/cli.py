@@ -77,7 +77,44 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     cfg = config.load(args.config, _overrides(args))
     result = batch.run(cfg, args.run_id, beam_args, show_progress=sys.stderr.isatty())
     print("\n".join(manifest.summary_lines(result.manifest)))
-    return 0
+    return manifest.exit_code(result.manifest)
+
+
+def _add_replay(sub: Any) -> None:
+    replay = sub.add_parser(
+        "replay-dead-letters",
+        help="re-run the inputs of a run's dead letters once their cause is fixed",
+        description="Re-run the inputs of a run's dead letters as a new run in the same output "
+        "folder; the manifests link the two runs. Inputs that already succeeded are not "
+        "ingested again. The original run's config is reused, overlaid by --config.",
+    )
+    replay.add_argument("output", metavar="OUT", help="output root of the original run")
+    replay.add_argument("--run-id", metavar="ID", help="run to replay (default: the current run)")
+    replay.add_argument("--config", metavar="FILE", help="YAML overlaying the original config")
+    replay.add_argument("--new-run-id", metavar="ID", help="id of the replay run")
+    replay.add_argument(
+        "--reason",
+        action="append",
+        metavar="CODE",
+        help="replay only the dead letters with this reason code; repeatable",
+    )
+    replay.set_defaults(func=_cmd_replay)
+
+
+def _cmd_replay(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipeline import manifest, replay_dead_letters
+
+    reasons = frozenset(args.reason or ())
+    plan, result = replay_dead_letters.replay(
+        args.output, args.run_id, args.config, args.new_run_id, reasons, beam_args
+    )
+    if plan.missing:
+        print(f"news-ingest: {len(plan.missing)} dead-letter inputs are gone", file=sys.stderr)
+    if result is None:
+        print(f"news-ingest: run {plan.run_id} has no dead letters to replay")
+        return 0
+    print("\n".join(manifest.summary_lines(result.manifest)))
+    return manifest.exit_code(result.manifest)
 
 
 def _add_eval_extraction(sub: Any) -> None:
@@ -152,6 +189,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-v", "--verbose", action="store_true", help="show Beam's own logging")
     sub = top.add_subparsers(dest="command", required=True)
     _add_run(sub)
+    _add_replay(sub)
     from pipeline import stream
 
     stream.add_parsers(sub)
@@ -161,7 +199,8 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-PASSTHROUGH = {"run", "stream", "replay"}  # commands whose unknown flags are Beam pipeline options
+# commands whose unknown flags are Beam pipeline options
+PASSTHROUGH = {"run", "stream", "replay", "replay-dead-letters"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,12 +217,17 @@ def main(argv: list[str] | None = None) -> int:
         # trafilatura warns about every odd link or discarded page; the outcome is in the tables
         logging.getLogger("trafilatura").setLevel(logging.ERROR)
     from pipeline.batch import UsageError
+    from transforms.sinks import OutputValidationError
 
     try:
         return int(args.func(args, rest))
     except (UsageError, ConfigError) as exc:
         print(f"news-ingest: error: {exc}", file=sys.stderr)
         return 2
+    except OutputValidationError as exc:
+        # Nothing of the run was committed; a rerun with the same --run-id starts clean.
+        print(f"news-ingest: error: output validation failed: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("news-ingest: interrupted", file=sys.stderr)
         return 130

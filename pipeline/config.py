@@ -113,6 +113,11 @@ class StoriesConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ErrorsConfig:
+    max_failure_ratio: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
 class OutputConfig:
     path: str = "output"
     shards: int = 1
@@ -150,6 +155,7 @@ class Config:
     feeds: FeedsConfig = FeedsConfig()
     dedup: DedupConfig = DedupConfig()
     stories: StoriesConfig = StoriesConfig()
+    errors: ErrorsConfig = ErrorsConfig()
     output: OutputConfig = OutputConfig()
     runner: RunnerConfig = RunnerConfig()
     stream: StreamConfig = StreamConfig()
@@ -265,6 +271,8 @@ def validate(cfg: Config) -> Config:
             build(cfg)
         except ValueError as exc:
             raise ConfigError(f"{section}: {exc}") from exc
+    if not 0.0 <= cfg.errors.max_failure_ratio <= 1.0:
+        raise ConfigError("errors.max_failure_ratio: must be between 0 and 1")
     return cfg
 
 

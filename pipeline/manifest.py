@@ -58,6 +58,22 @@ def write_manifest(output: str, manifest: dict[str, Any]) -> str:
     return per_run
 
 
+def update_manifest(output: str, run_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set keys in the manifest of ``run_id`` (and in the current one when it is that run's)."""
+    body = {**read_manifest(output, run_id), **changes}
+    targets = [os.path.join(output, MANIFESTS, f"{run_id}.json")]
+    current = os.path.join(output, MANIFEST)
+    if os.path.exists(current) and read_manifest(output).get("run_id") == run_id:
+        targets.append(current)
+    text = json.dumps(body, indent=2, sort_keys=True, default=str) + "\n"
+    for path in targets:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    return body
+
+
 def read_manifest(output: str, run_id: str | None = None) -> dict[str, Any]:
     path = (
         os.path.join(output, MANIFESTS, f"{run_id}.json")
@@ -92,17 +108,38 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
     if manifest.get("top_rules"):
         lines.append("  top cleaning rules:")
         lines += [f"    {k:<28} {v}" for k, v in manifest["top_rules"].items()]
+    budget = manifest.get("error_budget") or {}
+    if budget.get("exceeded"):
+        withheld = manifest.get("withheld") or {}
+        lines.append(
+            f"  ERROR BUDGET EXCEEDED: {budget['failed']} of {budget['records']} records failed "
+            f"({budget['failure_ratio']:.1%} > {budget['max_failure_ratio']:.1%}); "
+            f"{withheld.get('articles', 0)} articles and {withheld.get('duplicates', 0)} "
+            "duplicates not committed, dead letters committed"
+        )
+    if manifest.get("replay_of"):
+        lines.append(
+            f"  replay of run {manifest['replay_of']} "
+            f"({manifest.get('excluded_already_ingested', 0)} rows already ingested, skipped)"
+        )
     lines.append(f"  output: {manifest['output']}")
     return lines
+
+
+def exit_code(manifest: dict[str, Any]) -> int:
+    """0 for a run that succeeded, 1 for one that stopped on its error budget."""
+    return 0 if manifest["status"] == "succeeded" else 1
 
 
 __all__ = [
     "MANIFEST",
     "SCHEMA_VERSION",
     "dead_letter_reasons",
+    "exit_code",
     "read_manifest",
     "summary_lines",
     "table_counts",
     "top_rules",
+    "update_manifest",
     "write_manifest",
 ]

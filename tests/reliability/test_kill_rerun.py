@@ -1,0 +1,157 @@
+"""A run killed mid-way, then rerun with the same --run-id, yields exactly a clean run's rows.
+
+``news-ingest run`` is started as a subprocess on a generated corpus and SIGKILLed at a chosen
+point (while it writes shards to staging, and once it has begun to commit); a crash inside
+``commit_run`` between two file moves is injected in-process. After each, a rerun with the same
+run id must leave the same rows as an uninterrupted run: no partial files, no duplicates, no
+leftovers of the killed attempt.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import cli
+from tests.conftest import ROOT, read_table, run_cli
+from tests.fixtures.bad_inputs import write_mixed_corpus
+from transforms import sinks
+
+RUN_ID = "kill-1"
+SHARDS = "8"
+TABLES = ("articles", "duplicates", "dead_letters")
+# Columns that legitimately differ between two runs of the same inputs.
+VOLATILE = ("ingested_at",)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kill")
+    write_mixed_corpus(root / "in", 600, seed=7)
+    clean = root / "clean"
+    proc = run_cli(*run_args(root / "in", clean), timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    files = json.loads((clean / "_manifest.json").read_text())["files"]
+    return root / "in", rows_of(clean), files
+
+
+def run_args(inputs, out) -> list[str]:
+    return [
+        "run",
+        "--input",
+        str(inputs),
+        "--output",
+        str(out),
+        "--run-id",
+        RUN_ID,
+        "--shards",
+        SHARDS,
+    ]
+
+
+def rows_of(out) -> dict[str, list[dict]]:
+    """Every committed row per table, without the columns that differ between runs."""
+    tables = {}
+    for name in TABLES:
+        rows = read_table(out, name).to_pylist()
+        for row in rows:
+            for column in VOLATILE:
+                row.pop(column)
+        tables[name] = sorted(rows, key=lambda r: r.get("article_id") or r["dead_letter_id"])
+    return tables
+
+
+def leftovers(out) -> list[str]:
+    """Temporary or staged files: none may remain after a finished run."""
+    found = glob.glob(os.path.join(str(out), "**", "*.tmp*"), recursive=True)
+    staging = os.path.join(str(out), sinks.STAGING)
+    return found + ([staging] if os.path.exists(staging) else [])
+
+
+def kill_when(inputs, out, ready) -> int:
+    """Start a run, SIGKILL it as soon as ``ready(out)`` holds; return its exit status."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *run_args(inputs, out)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if ready(out):
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.005)
+        return proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def writing_shards(out) -> bool:
+    return bool(glob.glob(os.path.join(str(out), sinks.STAGING, RUN_ID, "*", "*")))
+
+
+def committing(out) -> bool:
+    return bool(glob.glob(os.path.join(str(out), "*", "ingest_date=*", f"part-{RUN_ID}-*")))
+
+
+@pytest.mark.parametrize("ready", [writing_shards, committing], ids=lambda f: f.__name__)
+def test_sigkill_then_rerun_gives_the_rows_of_a_clean_run(corpus, tmp_path, ready):
+    inputs, clean, clean_files = corpus
+    out = tmp_path / "out"
+    status = kill_when(inputs, out, ready)
+    assert status == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (out / "_manifests" / f"{RUN_ID}.json").exists()
+    # Whatever the killed run committed is whole: every file reads back with its schema.
+    for path in glob.glob(str(out / "*" / "ingest_date=*" / "*.parquet")):
+        table = os.path.basename(os.path.dirname(os.path.dirname(path)))
+        sinks.validate_table(pq.read_table(path), table)
+
+    proc = run_cli(*run_args(inputs, out), timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert rows_of(out) == clean
+    assert leftovers(out) == []
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["counts"] == {name: len(rows) for name, rows in clean.items()}
+    assert manifest["files"] == clean_files
+
+
+def test_a_crash_between_two_commit_moves_is_repaired_by_the_rerun(corpus, tmp_path, monkeypatch):
+    inputs, clean, _files = corpus
+    out = tmp_path / "out"
+    moves = []
+    real_replace = os.replace
+
+    class Crash(BaseException):
+        """Stands for the process dying: nothing after it runs."""
+
+    def replace(src, dst):
+        if os.sep + sinks.STAGING + os.sep in str(src) and sinks.STAGING not in str(dst):
+            moves.append(dst)
+            if len(moves) == 5:
+                raise Crash
+        real_replace(src, dst)
+
+    monkeypatch.setattr(sinks.os, "replace", replace)
+    with pytest.raises(Crash):
+        cli.main(run_args(inputs, out))
+    monkeypatch.undo()
+    assert len(committed := glob.glob(str(out / "*" / "ingest_date=*" / "*.parquet"))) == 4
+    assert committed and not (out / "_manifest.json").exists()
+
+    assert cli.main(run_args(inputs, out)) == 0
+    assert rows_of(out) == clean
+    assert leftovers(out) == []
