@@ -24,14 +24,16 @@ def test_default_yaml_covers_every_section_and_key():
             else:
                 yield f"{prefix}{f.name}"
 
-    def flat(d, prefix=""):
+    def flat(d, cls, prefix=""):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
         for k, v in d.items():
-            if isinstance(v, dict):
-                yield from flat(v, f"{prefix}{k}.")
-            else:
+            section = fields[k].default if k in fields else None
+            if isinstance(v, dict) and dataclasses.is_dataclass(section):
+                yield from flat(v, type(section), f"{prefix}{k}.")
+            else:  # a leaf, including mapping-valued settings such as runner.options
                 yield f"{prefix}{k}"
 
-    assert set(flat(data)) == set(keys(Config))
+    assert set(flat(data, Config)) == set(keys(Config))
 
 
 def test_user_file_and_overrides_overlay_defaults(tmp_path):

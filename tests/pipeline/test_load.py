@@ -38,13 +38,17 @@ def _count(db: Path, name: str, where: str = "true") -> int:
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One output folder holding two runs of the same generated corpus."""
+    """One output folder holding two runs of the same generated corpus that both keep every
+    article: a reprocessing run with the cross-run index off (with it on, run-b would keep
+    nothing), so that the two runs write the same keys and the load must merge them."""
     root = tmp_path_factory.mktemp("load")
     make_corpus(root / "corpus", n=24)
+    config = root / "reprocess.yaml"
+    config.write_text("dedup:\n  index: false\n", encoding="utf-8")
     for run_id in ("run-a", "run-b"):
         done = run_cli(
             "run", "--input", str(root / "corpus"), "--output", str(root / "out"),
-            "--run-id", run_id,
+            "--run-id", run_id, "--config", str(config),
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
     return root / "out"
