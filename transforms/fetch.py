@@ -167,10 +167,11 @@ def canonicalize_url(url: str | None) -> str | None:
     URL is not an absolute http(s) URL."""
     if not url:
         return None
-    parts = urllib.parse.urlsplit(url.strip())
-    if parts.scheme.lower() not in SCHEMES or not parts.hostname:
-        return None
-    try:
+    try:  # urlsplit raises on a malformed host ("http://["), .port on a bad port
+        parts = urllib.parse.urlsplit(url.strip())
+        if parts.scheme.lower() not in SCHEMES or not parts.hostname:
+            return None
+        parts.port  # noqa: B018 - validates the port
         normalized = courlan.normalize_url(url.strip())
     except (ValueError, AttributeError):
         return None

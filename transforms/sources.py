@@ -89,6 +89,8 @@ def list_inputs(specs: Sequence[str], extensions: dict[str, str] = EXTENSIONS) -
                 if kind_of(name, extensions)
                 and not name.startswith(".")
                 and not name.lower().endswith(EXPLICIT_ONLY)
+                # regular files only (after links): a FIFO named *.txt would block the read
+                and os.path.isfile(os.path.join(root, name))
             ]
             if not matched:
                 raise InputError(f"no input files ({', '.join(sorted(extensions))}) under {spec}")
@@ -119,7 +121,11 @@ def read_capped(path: str, max_bytes: int) -> bytes:
     if size > max_bytes:
         raise ValueError(f"file size {size} exceeds {max_bytes} bytes")
     with open(path, "rb") as fh:
-        return fh.read()
+        # Read at most one byte past the cap: a device or a link to one reports size 0.
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"file size exceeds {max_bytes} bytes")
+    return data
 
 
 def _warc_dead(ref: str, url: str | None, reason: str, message: str) -> DeadLetter:
@@ -216,7 +222,7 @@ def read_path(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocu
         return
     try:
         content = read_capped(path, max_bytes)
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zlib.error) as exc:  # zlib: a plain file named .gz
         reason = "too_large" if "exceeds" in str(exc) else "unreadable"
         dead = rejection(path, STAGE, reason, f"{type(exc).__name__}: {exc}")
         yield DeadLetter(**{**dead.__dict__, "source_kind": kind, "error_type": type(exc).__name__})

@@ -489,3 +489,14 @@ def test_same_words_broken_into_other_sentences_are_not_a_repeat():
         "The the the the the the the the the. The the the the the the the the the the the the.",
     ]
     assert drop_repeated_paragraphs(paragraphs) == (paragraphs, 0)
+
+
+def test_cookie_banners_go_but_a_sentence_about_cookies_stays(rules):
+    story = "The bakery said it would accept all cookies returned by customers before Friday."
+    text = f"We use cookies to improve your experience.\nAccept all cookies\n{story}\nReject all"
+    cleaned = clean_article(article_of(text), rules)
+    assert isinstance(cleaned, Article)
+    assert cleaned.text == story
+    assert "cookie_consent" in cleaned.rules_fired
+    banner_only = clean_article(article_of("Accept all cookies\nManage preferences"), rules)
+    assert isinstance(banner_only, DeadLetter) and banner_only.reason == "empty_text"

@@ -91,6 +91,8 @@ PAGE = "<html><head><title>T</title></head><body><p>Hello page.</p></body></html
         ("ftp://example.com/file", None),
         ("/relative/only", None),
         ("", None),
+        ("http://[", None),  # malformed host: one such link must not end a WARC or a feed
+        ("http://example.com:99999/a", None),
     ],
 )
 def test_canonicalize_url(url, expected):

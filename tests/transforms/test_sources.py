@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 import io
 from pathlib import Path
 
@@ -251,3 +252,23 @@ def test_raw_document_hints():
     doc = RawDocument("r", "feed", b"", hints=(("title", "T"),))
     assert doc.hint("title") == "T"
     assert doc.hint("missing", "d") == "d"
+
+
+def test_a_fifo_in_an_input_folder_is_not_an_input(tmp_path):
+    os.mkfifo(tmp_path / "pipe.txt")
+    (tmp_path / "a.txt").write_bytes(b"x")
+    assert [p.split("/")[-1] for p in list_inputs([str(tmp_path)])] == ["a.txt"]
+
+
+def test_a_link_to_an_endless_device_is_capped(tmp_path):
+    link = tmp_path / "zero.txt"
+    link.symlink_to("/dev/zero")
+    (dead,) = list(read_path(str(link), max_bytes=1000))
+    assert (dead.stage, dead.reason) == ("read", "too_large")
+
+
+def test_a_plain_file_named_gz_is_unreadable_not_an_exception(tmp_path):
+    path = tmp_path / "plain.html.gz"
+    path.write_bytes(b"<html>not gzip at all</html>")
+    (dead,) = list(read_path(str(path)))
+    assert (dead.stage, dead.reason) == ("read", "unreadable")
