@@ -116,8 +116,25 @@ def article_id_for(raw: RawDocument) -> str:
     return stable_id("doc", digest, os.path.basename(raw.source_ref))
 
 
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xef][\x80-\xbf]{2}"
+    rb"|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+
+
+def _mostly_utf8(content: bytes) -> bool:
+    """True for UTF-8 with a few broken bytes: valid multi-byte sequences outnumber the
+    invalid bytes four to one (a legacy 8-bit text has almost no valid sequences)."""
+    valid = len(_UTF8_MULTIBYTE.findall(content))
+    invalid = content.decode("utf-8", "replace").count("\ufffd")
+    return valid > 0 and invalid * 4 <= valid
+
+
 def decode_text(content: bytes) -> str | None:
-    """Decode bytes to text: UTF-8 (with or without BOM), else the detected charset.
+    """Decode bytes to text: UTF-8 (with or without BOM; a few broken bytes are replaced),
+    else the detected charset, preferring windows-1252 among equally good single-byte guesses
+    (the web's default for unlabelled Western text; the detector otherwise picks cp1250 for
+    short French or German text: "après" -> "aprčs").
 
     Returns None when the bytes are not text (binary junk) in any charset we trust.
     """
@@ -126,10 +143,21 @@ def decode_text(content: bytes) -> str | None:
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError:
-        best = charset_normalizer.from_bytes(content).best()
-        if best is None:
-            return None
-        text = str(best)
+        if _mostly_utf8(content):
+            text = content.decode("utf-8", "replace")
+        else:
+            matches = charset_normalizer.from_bytes(content)
+            best = matches.best()
+            if best is None:
+                return None
+            for match in matches:
+                if (
+                    match.encoding == "cp1252"
+                    and match.chaos <= best.chaos
+                    and match.coherence >= best.coherence
+                ):
+                    best = match
+            text = str(best)
     if text.startswith("\ufeff"):
         text = text[1:]
     return text

@@ -19,6 +19,7 @@ from transforms.extract import (
     ExtractOptions,
     agree_with,
     canonical_link,
+    decode_text,
     extract,
     is_html,
     language_code,
@@ -333,3 +334,19 @@ def test_extract_checks_its_arguments():
         Extract(1.0, isolation="fork")
     with pytest.raises(ValueError, match="max_link_density"):
         ExtractOptions(max_link_density=1.5)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        # short Western text: the detector ties cp1250 with cp1252; cp1252 wins
+        ("Il est parti après le dîner, très tard.".encode("latin-1"), "après le dîner, très"),
+        ("Une phrase courte, après.".encode("cp1252"), "après"),
+        # UTF-8 with one broken byte stays UTF-8 (not re-read as a legacy codepage)
+        ("Die Straßenbahn fährt über die Brücke.".encode() + b"\xff ok", "Straßenbahn fährt"),
+        ("\ufeffNATO warns of troops in Kursk.".encode("utf-16"), "NATO warns of troops"),
+        (("“Quoted” text – with dashes… and café. " * 20).encode("cp1252"), "“Quoted” text – with"),
+    ],
+)
+def test_decode_text_reads_legacy_and_damaged_text_right(content, expected):
+    assert expected in decode_text(content)
