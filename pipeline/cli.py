@@ -17,13 +17,19 @@ def _add_run(sub: Any) -> None:
         help="run the batch pipeline (default: seeds/ -> output/)",
         description="Run the batch pipeline. Flags not listed here are passed to Beam.",
     )
-    run.add_argument("--input", action="append", metavar="PATH",
-                     help="file, directory (recursive) or glob; repeatable (default: seeds/)")
+    run.add_argument(
+        "--input",
+        action="append",
+        metavar="PATH",
+        help="file, directory (recursive) or glob; repeatable (default: seeds/)",
+    )
     run.add_argument("--output", metavar="DIR", help="output root (default: output/)")
     run.add_argument("--config", metavar="FILE", help="YAML file overlaying configs/default.yaml")
     run.add_argument("--workers", type=int, metavar="N", help="worker processes (default 1)")
     run.add_argument("--runner", choices=RUNNERS, help="Beam runner (default direct)")
-    run.add_argument("--run-id", metavar="ID", help="run id; a rerun with the same id replaces its files")
+    run.add_argument(
+        "--run-id", metavar="ID", help="run id; a rerun with the same id replaces its files"
+    )
     run.add_argument("--shards", type=int, metavar="N", help="Parquet files per table")
     run.set_defaults(func=_cmd_run)
 
@@ -157,8 +163,11 @@ def _add_eval_cleaning(sub: Any) -> None:
     )
     cmd.add_argument("directory", metavar="DIR", help="directory of the labelled set")
     cmd.add_argument("--config", metavar="FILE", help="YAML file overlaying configs/default.yaml")
-    cmd.add_argument("--strict", action="store_true",
-                     help="exit 1 when any boilerplate is left, sentence lost or field wrong")
+    cmd.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when any boilerplate is left, sentence lost or field wrong",
+    )
     cmd.set_defaults(func=_cmd_eval_cleaning)
 
 

@@ -17,6 +17,7 @@ import yaml
 
 from transforms.feeds import FeedSource, feed_source
 from transforms.fetch import FetchPolicy
+
 if typing.TYPE_CHECKING:
     from transforms.dedup import NearParams
     from transforms.stories import StoryParams

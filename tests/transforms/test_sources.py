@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import os
 import io
+import os
 from pathlib import Path
 
 import apache_beam as beam
