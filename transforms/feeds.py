@@ -270,6 +270,28 @@ def _entry_link(entry: Any) -> str | None:
     return link if isinstance(link, str) and link.strip() else None
 
 
+# RSS 2.0's author element is "email (Name)"; feedparser 6.0.14 splits it wrongly
+# ("desk@gazette.example (Jane Reporter)" -> name "ple (Jane Reporter"), so read it ourselves.
+_RSS_AUTHOR = re.compile(r"^\s*[^\s@()]+@[^\s()]+\s*\((?P<name>[^()]+)\)\s*$")
+_BARE_EMAIL = re.compile(r"^\s*[^\s@()]+@[^\s()]+\s*$")
+
+
+def entry_authors(entry: Any) -> list[str]:
+    """Author names of a feed entry: the name of an RSS ``email (Name)`` author, else the names
+    feedparser found; a bare e-mail address is not a name."""
+    raw = entry.get("author")
+    if isinstance(raw, str):
+        match = _RSS_AUTHOR.match(raw)
+        if match:
+            return [match.group("name").strip()]
+        if _BARE_EMAIL.match(raw):
+            return []
+    names = [a.get("name") for a in entry.get("authors") or () if a.get("name")]
+    if not names and isinstance(raw, str) and raw.strip():
+        names = [raw.strip()]
+    return [n.strip() for n in names if not _BARE_EMAIL.match(n)]
+
+
 def parse_xml_feed(
     content: bytes, feed_ref: str, content_type: str | None = None, source: FeedSource | None = None
 ) -> ParsedFeed:
@@ -294,7 +316,7 @@ def parse_xml_feed(
     language = (source.language if source else None) or feed.get("language")
     entries = []
     for entry in parsed.entries:
-        authors = [a.get("name") for a in entry.get("authors") or () if a.get("name")]
+        authors = entry_authors(entry)
         content_html = None
         for body in entry.get("content") or ():
             if body.get("value"):
@@ -306,7 +328,8 @@ def parse_xml_feed(
         )
         fields = {
             "title": _text_of(entry.get("title")),
-            "author": ", ".join(authors) if authors else entry.get("author"),
+            # ";" separates authors in hints, as in trafilatura's metadata
+            "author": "; ".join(authors) or None,
             "published": _iso(entry.get("published_parsed") or entry.get("updated_parsed")),
             "summary": _text_of(summary),
             "categories": tuple(c for c in categories if c),
@@ -376,7 +399,7 @@ def parse_json_feed(content: bytes, feed_ref: str, source: FeedSource | None = N
             content_html = "<p>" + html.escape(item["content_text"]) + "</p>"
         fields = {
             "title": _text_of(item.get("title")) if isinstance(item.get("title"), str) else None,
-            "author": ", ".join(n for n in names if isinstance(n, str)) or None,
+            "author": "; ".join(n for n in names if isinstance(n, str)) or None,
             "published": _rfc3339(item.get("date_published") or item.get("date_modified")),
             "summary": _text_of(item.get("summary"))
             if isinstance(item.get("summary"), str)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import apache_beam as beam
 
+from transforms.fetch import canonicalize_url
 from transforms.schema import UTC, Article, DeadLetter
 from transforms.stage import ApplyStage
 
@@ -106,8 +107,16 @@ def normalize_article(
         published_at=as_utc(article.published_at),
         word_count=word_count(article.text),
         content_hash=content_hash(article.text),
-        canonical_url=article.canonical_url or article.url,
+        canonical_url=canonical_url_of(article),
     )
+
+
+def canonical_url_of(article: Article) -> str | None:
+    """The page's ``<link rel=canonical>`` (or, without one, the article URL) canonicalized:
+    tracking parameters and fragment removed, host lower-cased. A URL that cannot be
+    canonicalized (not http(s)) is kept as found."""
+    found = article.canonical_url or article.url
+    return canonicalize_url(found) or found
 
 
 class _Normalize(beam.DoFn):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from collections.abc import Iterator
@@ -135,6 +136,23 @@ def test_run_on_a_feeds_list(server: LocalServer, tmp_path):
     museum = by_url[server.url("/news/museum.html")]
     assert museum["title"] == "Museum wing"
     assert MUSEUM in museum["text"]
+
+    # Feed and page metadata merged: the page gives the site name; the feed entry its date,
+    # author and category; the feeds list the publisher, language and tags.
+    got = {k: harbour[k] for k in ("published_at", "authors", "publisher", "site_name")}
+    assert got == {
+        "published_at": dt.datetime(2026, 11, 22, 6, 0, tzinfo=dt.UTC),
+        "authors": ["Jane Reporter"],
+        "publisher": "Harbour Gazette Ltd",
+        "site_name": "Harbour Gazette",
+    }
+    assert "Weather" in harbour["categories"]
+    assert "local" in harbour["tags"]
+    assert harbour["language"] == "en"
+    assert harbour["canonical_url"] == server.url("/news/harbour.html")  # tracking param gone
+    assert museum["published_at"] == dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
+    assert museum["publisher"] == "City"
+    assert all("<p>" not in a["text"] and "</" not in a["text"] for a in articles)
 
     dead = read_table(out, "dead_letters").to_pylist()
     assert sorted((d["stage"], d["reason"], d["url"]) for d in dead) == [

@@ -8,6 +8,7 @@ import textwrap
 from collections.abc import Iterator
 
 import apache_beam as beam
+import feedparser
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing import test_pipeline
@@ -24,6 +25,7 @@ from transforms.feeds import (
     FeedError,
     FeedSource,
     PollFeeds,
+    entry_authors,
     entry_document,
     feed_source,
     load_feed_list,
@@ -199,7 +201,7 @@ def test_every_format_gives_its_entries(content, kind, link, title, published):
 
 def test_atom_authors_categories_and_content():
     (entry,) = entries(ATOM10)
-    assert entry.hint("author") == "Alice, Bob"
+    assert entry.hint("author") == "Alice; Bob"
     assert entry.hint("categories") == ("Politique",)
     assert entry.hint("language") == "fr"
     assert entry.hint("guid") == "urn:entry:1"
@@ -327,7 +329,7 @@ def test_entry_document_uses_the_entry_content():
     assert doc is not None and doc.source_kind == "feed"
     assert b"Le texte entier." in doc.content and b"<title>Un titre</title>" in doc.content
     assert doc.hint("canonical_url") == "http://atom.example/un"
-    assert doc.hint("author") == "Alice, Bob"
+    assert doc.hint("author") == "Alice; Bob"
 
 
 # --- polling against a local server -------------------------------------------------------
@@ -462,3 +464,19 @@ def test_any_bytes_parse_or_raise_feed_error(content):
         assert exc.reason in ("bad_feed", "xml_entities")
     else:
         assert all(e.link is None or e.link.startswith("http") for e in parsed.entries)
+
+
+@pytest.mark.parametrize(
+    ("author", "names"),
+    [
+        ("desk@gazette.example (Jane Reporter)", ["Jane Reporter"]),  # feedparser: "ple (Jane..."
+        ("Jane Reporter", ["Jane Reporter"]),
+        ("desk@gazette.example", []),  # an address is not a name
+    ],
+)
+def test_rss_author_forms(author, names):
+    parsed = feedparser.parse(
+        "<rss version='2.0'><channel><item><title>t</title><link>http://a.example/b</link>"
+        f"<author>{author}</author></item></channel></rss>"
+    )
+    assert entry_authors(parsed.entries[0]) == names

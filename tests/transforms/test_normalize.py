@@ -11,6 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from transforms.normalize import (
     Normalize,
+    canonical_url_of,
     content_hash,
     identify_language,
     load_language_identifier,
@@ -90,3 +91,23 @@ def test_normalize_transform_identifies_language_in_setup():
 def test_normalize_rejects_bad_confidence():
     with pytest.raises(ValueError, match="min_language_confidence"):
         Normalize(1.5)
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical", "expected"),
+    [
+        ("https://News.example/a?utm_source=rss&id=2#top", None, "https://news.example/a?id=2"),
+        (
+            "https://news.example/a?fbclid=1",
+            "https://news.example/story",
+            "https://news.example/story",
+        ),
+        (None, None, None),
+        ("urn:feed:item:1", None, "urn:feed:item:1"),  # not http(s): kept as found
+    ],
+)
+def test_canonical_url_drops_tracking_and_prefers_the_canonical_link(url, canonical, expected):
+    article = Article(
+        article_id="a", source_kind="feed", source_ref="r", url=url, canonical_url=canonical
+    )
+    assert canonical_url_of(article) == expected
