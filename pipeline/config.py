@@ -27,6 +27,9 @@ CONFIG_DIR = HOME / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 
 
+T = typing.TypeVar("T")
+
+
 class ConfigError(ValueError):
     """The configuration cannot be used; the message names the key."""
 
@@ -326,38 +329,30 @@ def feed_sources(cfg: Config) -> list[FeedSource]:
         raise ConfigError(str(exc)) from exc
 
 
+def params_of(cls: type[T], section: Any) -> T:
+    """``cls`` (a stage's parameter dataclass) built from the same-named fields of a config
+    section; the section may hold more (switches the graph reads itself)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values = {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+    missing = names - set(values)
+    if missing:  # a programming error: the section must cover every parameter
+        raise TypeError(f"{type(section).__name__} lacks {sorted(missing)} of {cls.__name__}")
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
 def near_params(cfg: Config) -> NearParams:
     """The near-duplicate parameters of the ``dedup`` section."""
     # Imported here: transforms import Beam, which the CLI must not load before logging is set.
     from transforms.dedup import NearParams
 
-    d = cfg.dedup
-    return NearParams(
-        threshold=d.threshold,
-        containment=d.containment,
-        min_length_ratio=d.min_length_ratio,
-        shingle_size=d.shingle_size,
-        num_perm=d.num_perm,
-        bands=d.bands,
-        seed=d.seed,
-        max_bucket=d.max_bucket,
-    )
+    return params_of(NearParams, cfg.dedup)
 
 
 def story_params(cfg: Config) -> StoryParams:
     """The story parameters of the ``stories`` section."""
     from transforms.stories import StoryParams
 
-    s = cfg.stories
-    return StoryParams(
-        threshold=s.threshold,
-        lead_words=s.lead_words,
-        window_hours=s.window_hours,
-        num_perm=s.num_perm,
-        bands=s.bands,
-        seed=s.seed,
-        max_bucket=s.max_bucket,
-    )
+    return params_of(StoryParams, cfg.stories)
 
 
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

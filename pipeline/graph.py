@@ -14,6 +14,7 @@ from pipeline.config import (
     feed_sources,
     fetch_policy,
     near_params,
+    params_of,
     resolve,
     story_params,
 )
@@ -71,16 +72,7 @@ class Outputs:
 
 def extract_options(cfg: Config) -> ExtractOptions:
     """The extraction settings of a config (the same mapping the batch graph uses)."""
-    e = cfg.extract
-    return ExtractOptions(
-        max_elements=e.max_elements,
-        favor_precision=e.favor_precision,
-        include_tables=e.include_tables,
-        drop_title_block=e.drop_title_block,
-        max_link_density=e.max_link_density,
-        second_opinion=e.second_opinion,
-        min_agreement=e.min_agreement,
-    )
+    return params_of(ExtractOptions, cfg.extract)
 
 
 def extract_isolation(cfg: Config) -> str:

@@ -67,3 +67,22 @@ def test_bad_configs_fail_eagerly_naming_the_key(tmp_path, text, message):
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Config().runner.workers = 3  # type: ignore[misc]
+
+
+def test_stage_parameters_come_from_their_sections():
+    from pipeline.graph import extract_options
+
+    cfg = config.load(overrides={"dedup": {"threshold": 0.9}, "extract": {"max_elements": 7}})
+    assert config.near_params(cfg).threshold == 0.9
+    assert config.story_params(cfg).window_hours == cfg.stories.window_hours
+    assert extract_options(cfg).max_elements == 7
+
+
+def test_params_of_refuses_a_section_that_lacks_a_parameter():
+    @dataclasses.dataclass(frozen=True)
+    class Wanted:
+        timeout_s: float = 1.0
+        unknown: int = 0
+
+    with pytest.raises(TypeError, match="unknown"):
+        config.params_of(Wanted, Config().extract)
