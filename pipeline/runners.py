@@ -231,12 +231,14 @@ class _TaggedParDo(DaskBagOp):
         return input_bag.map_partitions(bundle)
 
 
-def _is_tag(tag: Any) -> Any:
-    return lambda pair: pair[0] == tag
+def _tagged(pairs: Iterable[tuple[Any, Any]], tag: Any) -> list[Any]:
+    """The values of one output of a bundle, as a list."""
+    return [value for got, value in pairs if got == tag]
 
 
-def _value(pair: tuple[Any, Any]) -> Any:
-    return pair[1]
+def _concrete(partition: Iterable[Any]) -> list[Any]:
+    """A partition as a list, whatever dask's optimizer left of it."""
+    return list(partition)
 
 
 @dataclasses.dataclass
@@ -269,16 +271,23 @@ class _DaskGraph(PipelineVisitor):
             bag = op.apply(input_bag=inputs, side_inputs=side_inputs or None)
         else:
             bag = op.apply(input_bag=inputs[0] if inputs else None, side_inputs=side_inputs or None)
+        # Every PCollection's partitions must be lists, never one-shot iterators: several
+        # transforms may read one partition, and dask.bag's optimizer strips the ``reify`` of
+        # every task it fuses into a chain except the chain's last one. A Flatten (``concat``)
+        # only aliases its inputs' partitions, so when it ends a chain the partition it hands
+        # on is a lazy ``map``/``filter`` iterator: the first consumer drains it and the
+        # others see an empty partition (silent data loss). Our own partition functions are
+        # never stripped, so each PCollection's partition is built as a list by one of them.
         for tag, pcoll in node.outputs.items():
             if not isinstance(pcoll, pvalue.PCollection):
                 continue
             if isinstance(op, _TaggedParDo):
                 # The main output is keyed None here and in the bundle's receivers.
-                self.bags[pcoll] = bag.filter(_is_tag(tag)).map(_value)
+                self.bags[pcoll] = bag.map_partitions(_tagged, tag)
             else:
-                self.bags[pcoll] = bag
+                self.bags[pcoll] = bag.map_partitions(_concrete)
         if isinstance(op, _TaggedParDo):
-            self.metrics.append(bag.filter(_is_tag(_METRICS)).map(_value))
+            self.metrics.append(bag.map_partitions(_tagged, _METRICS))
 
     def terminals(self) -> list[Any]:
         """A count of each PCollection nothing consumes: computing these runs the whole graph."""

@@ -174,3 +174,32 @@ def test_runner_semantics_beam_dask_gets_wrong(dask_cluster: str) -> None:
 
     with pytest.raises(Exception, match="Failed assert"), beam.Pipeline(options=options) as p:
         assert_that(p | beam.Create([1, 2]), equal_to([1, 2, 3]))
+
+
+class _SplitSize(beam.DoFn):
+    def process(self, x: int):  # type: ignore[no-untyped-def]
+        yield pvalue.TaggedOutput("small" if x < 20 else "large", x)
+
+
+def test_flattened_pcollection_reaches_every_consumer(dask_cluster: str) -> None:
+    """A Flatten of tagged outputs read by two transforms (the shape of the batch graph's kept
+    articles: Deduplicate's outputs flattened, then read by story terms and the story join).
+
+    Regression: dask.bag's optimizer handed both readers one lazy iterator; the first drained
+    it and the second saw nothing, so the articles table was written empty."""
+    options = PipelineOptions(
+        [
+            "--runner=pipeline.runners.NewsIngestDaskRunner",
+            f"--dask_client_address={dask_cluster}",
+            "--dask_partition_size=7",
+        ]
+    )
+    with beam.Pipeline(options=options) as p:
+        parts = p | beam.Create(range(40)) | beam.ParDo(_SplitSize()).with_outputs("small", "large")
+        merged = (parts.small, parts.large) | beam.Flatten()
+        doubled = merged | "Double" >> beam.Map(lambda x: 2 * x)
+        keyed = merged | "Key" >> beam.Map(lambda x: (x % 3, x))
+        assert_that(doubled, equal_to([2 * x for x in range(40)]), label="FirstReader")
+        sums = keyed | beam.CombinePerKey(sum)
+        expected = [(k, sum(x for x in range(40) if x % 3 == k)) for k in range(3)]
+        assert_that(sums, equal_to(expected), label="SecondReader")
