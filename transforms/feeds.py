@@ -28,6 +28,7 @@ from apache_beam.metrics import Metrics
 
 from transforms.fetch import (
     Fetcher,
+    FetcherDoFn,
     FetchError,
     FetchPolicy,
     PageRequest,
@@ -579,26 +580,18 @@ def _feed_dead(source: FeedSource, reason: str, message: str, exc_type: str) -> 
     )
 
 
-class _PollHostFeeds(beam.DoFn):
+class _PollHostFeeds(FetcherDoFn):
     """Polls all feeds of one host in turn with one fetcher (politeness holds per host)."""
 
     def __init__(
         self, policy: FetchPolicy, max_bytes: int, max_entries: int, state_dir: str | None
     ):
-        self.policy = policy
+        super().__init__(policy)
         self.max_bytes = max_bytes
         self.max_entries = max_entries
         self.state_dir = state_dir
         self.bozo = Metrics.counter(STAGE, "bozo")
         self.entries = Metrics.counter(STAGE, "entries")
-        self.fetcher: Fetcher | None = None
-
-    def setup(self) -> None:
-        self.fetcher = Fetcher(self.policy)
-
-    def teardown(self) -> None:
-        if self.fetcher is not None:
-            self.fetcher.close()
 
     def process(self, keyed: tuple[str, Iterable[FeedSource]]) -> Iterator[FeedEntry | DeadLetter]:
         _host, sources = keyed

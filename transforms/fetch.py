@@ -807,13 +807,12 @@ def page_document(request: PageRequest, result: FetchResult) -> RawDocument | De
     )
 
 
-class _FetchHostPages(beam.DoFn):
-    """Fetches all pages of one host in turn; a URL asked for twice is fetched once."""
+class FetcherDoFn(beam.DoFn):
+    """A DoFn that owns one ``Fetcher`` (its connection pools and per-host politeness state) per
+    DoFn instance: built in ``setup``, closed in ``teardown``, never per element."""
 
     def __init__(self, policy: FetchPolicy):
         self.policy = policy
-        self.fetched = Metrics.counter(STAGE, "fetched")
-        self.reused = Metrics.counter(STAGE, "reused")
         self.fetcher: Fetcher | None = None
 
     def setup(self) -> None:
@@ -822,6 +821,15 @@ class _FetchHostPages(beam.DoFn):
     def teardown(self) -> None:
         if self.fetcher is not None:
             self.fetcher.close()
+
+
+class _FetchHostPages(FetcherDoFn):
+    """Fetches all pages of one host in turn; a URL asked for twice is fetched once."""
+
+    def __init__(self, policy: FetchPolicy):
+        super().__init__(policy)
+        self.fetched = Metrics.counter(STAGE, "fetched")
+        self.reused = Metrics.counter(STAGE, "reused")
 
     def process(
         self, keyed: tuple[str, Iterable[PageRequest]]

@@ -38,7 +38,14 @@ from transforms.feeds import (
     FeedSource,
     parse_feed,
 )
-from transforms.fetch import Fetcher, FetchError, FetchPolicy, PageRequest, canonicalize_url
+from transforms.fetch import (
+    Fetcher,
+    FetcherDoFn,
+    FetchError,
+    FetchPolicy,
+    PageRequest,
+    canonicalize_url,
+)
 from transforms.schema import SOURCE_FEED, UTC, DeadLetter
 from transforms.sources import kind_of, read_capped
 
@@ -306,24 +313,16 @@ _FEED_STATE_PARAM = beam.DoFn.StateParam(_FEED_STATE)
 _SEEN_KEYS_PARAM = beam.DoFn.StateParam(_SEEN_KEYS)
 
 
-class _PollFeed(beam.DoFn):
+class _PollFeed(FetcherDoFn):
     """Keyed by feed URL: on each tick, poll the feed if due; emit page requests of entries
     not seen before. The feed's validators and seen keys live in state."""
 
     def __init__(self, policy: FetchPolicy, max_entries: int, seen_ttl_s: float):
-        self.policy = policy
+        super().__init__(policy)
         self.max_entries = max_entries
         self.seen_ttl_s = seen_ttl_s
-        self.fetcher: Fetcher | None = None
         self.new = Metrics.counter(STAGE, "entries_new")
         self.repeated = Metrics.counter(STAGE, "entries_seen")
-
-    def setup(self) -> None:
-        self.fetcher = Fetcher(self.policy)
-
-    def teardown(self) -> None:
-        if self.fetcher is not None:
-            self.fetcher.close()
 
     def process(
         self,

@@ -10,32 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import SEEDS, read_table, run_cli
+from tests.transforms.test_schema import REQUIRED_ARTICLE_COLUMNS
 from transforms.schema import ARTICLES_SCHEMA, DEAD_LETTERS_SCHEMA, DUPLICATES_SCHEMA
-
-CONTRACT_COLUMNS = [
-    "article_id",
-    "source_kind",
-    "source_ref",
-    "url",
-    "canonical_url",
-    "title",
-    "text",
-    "published_at",
-    "dateline",
-    "publisher",
-    "distributor",
-    "authors",
-    "credits",
-    "language",
-    "word_count",
-    "content_hash",
-    "story_id",
-    "rules_fired",
-    "ingested_at",
-    "run_id",
-    "schema_version",
-    "pipeline_version",
-]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +26,7 @@ def test_seeds_give_five_articles_with_the_contract_columns(seeds_run):
     out, _ = seeds_run
     articles = read_table(out, "articles")
     assert articles.num_rows == 5
-    assert set(CONTRACT_COLUMNS) <= set(articles.schema.names)
+    assert set(REQUIRED_ARTICLE_COLUMNS) <= set(articles.schema.names)
     assert articles.schema.equals(ARTICLES_SCHEMA, check_metadata=False)
     assert sorted(r.split("/")[-1] for r in articles.column("source_ref").to_pylist()) == sorted(
         p.name for p in SEEDS.glob("*.txt")
