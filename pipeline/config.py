@@ -61,25 +61,6 @@ class CleanConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class FetchConfig:
-    """HTTP fetching of feeds and pages (see transforms.fetch.FetchPolicy)."""
-
-    user_agent: str = "news-ingest/0.1"
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 30.0
-    total_timeout_s: float = 60.0
-    max_bytes: int = 10 * 1024 * 1024
-    max_redirects: int = 5
-    retries: int = 2
-    backoff_s: float = 1.0
-    max_backoff_s: float = 60.0
-    min_delay_s: float = 1.0
-    respect_robots: bool = True
-    allow_networks: tuple[str, ...] = ()
-    ca_bundle: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
 class FeedsConfig:
     """Feeds polled by a run, besides feed files and feeds lists given as inputs."""
 
@@ -155,7 +136,8 @@ class Config:
     read: ReadConfig = ReadConfig()
     extract: ExtractConfig = ExtractConfig()
     clean: CleanConfig = CleanConfig()
-    fetch: FetchConfig = FetchConfig()
+    # the section is the fetch policy itself (one set of defaults, checked by its __post_init__)
+    fetch: FetchPolicy = FetchPolicy()
     feeds: FeedsConfig = FeedsConfig()
     dedup: DedupConfig = DedupConfig()
     stories: StoriesConfig = StoriesConfig()
@@ -206,7 +188,10 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         dotted = ", ".join(f"{where}.{k}".lstrip(".") for k in unknown)
         raise ConfigError(f"unknown config key: {dotted}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}".lstrip(".")) for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a section that validates itself (e.g. the fetch policy)
+        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from exc
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -263,7 +248,6 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("read.max_bytes: must be positive")
     if cfg.clean.min_words < 1:
         raise ConfigError("clean.min_words: must be at least 1")
-    fetch_policy(cfg)
     feed_sources(cfg)
     if cfg.feeds.max_entries < 1:
         raise ConfigError("feeds.max_entries: must be at least 1")
@@ -314,11 +298,8 @@ def _validate_stream(cfg: Config) -> None:
 
 
 def fetch_policy(cfg: Config) -> FetchPolicy:
-    """The fetch policy of the ``fetch:`` section."""
-    try:
-        return FetchPolicy(**dataclasses.asdict(cfg.fetch))
-    except ValueError as exc:
-        raise ConfigError(f"fetch: {exc}") from exc
+    """The fetch policy of the ``fetch:`` section (validated when the config was loaded)."""
+    return cfg.fetch
 
 
 def feed_sources(cfg: Config) -> list[FeedSource]:

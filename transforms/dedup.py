@@ -52,6 +52,18 @@ _FAR_FUTURE = 2**62
 # Parameters
 
 
+def check_banding(num_perm: int, bands: int, max_bucket: int) -> None:
+    """Check MinHash/LSH banding parameters (shared by dedup and stories).
+
+    Raises:
+        ValueError: ``num_perm`` is not a positive multiple of ``bands``, or ``max_bucket`` < 2.
+    """
+    if num_perm < 1 or bands < 1 or num_perm % bands:
+        raise ValueError(f"num_perm ({num_perm}) must be a positive multiple of bands ({bands})")
+    if max_bucket < 2:
+        raise ValueError(f"max_bucket must be at least 2, got {max_bucket}")
+
+
 @dataclasses.dataclass(frozen=True)
 class NearParams:
     """Parameters of near-duplicate detection.
@@ -88,12 +100,7 @@ class NearParams:
             raise ValueError(f"min_length_ratio must be in [0, 1], got {self.min_length_ratio}")
         if self.shingle_size < 1:
             raise ValueError(f"shingle_size must be at least 1, got {self.shingle_size}")
-        if self.num_perm < 1 or self.bands < 1 or self.num_perm % self.bands:
-            raise ValueError(
-                f"num_perm ({self.num_perm}) must be a positive multiple of bands ({self.bands})"
-            )
-        if self.max_bucket < 2:
-            raise ValueError(f"max_bucket must be at least 2, got {self.max_bucket}")
+        check_banding(self.num_perm, self.bands, self.max_bucket)
 
     @property
     def rows(self) -> int:

@@ -568,12 +568,15 @@ def poll_feed(
     return PARSED, parsed
 
 
-def _feed_dead(source: FeedSource, reason: str, message: str, exc_type: str) -> DeadLetter:
+def feed_dead_letter(
+    source: FeedSource, stage: str, reason: str, message: str, error_type: str
+) -> DeadLetter:
+    """The dead letter of a feed that could not be polled or parsed at ``stage``."""
     return DeadLetter(
         source_ref=source.url,
-        stage=STAGE,
+        stage=stage,
         reason=reason,
-        error_type=exc_type,
+        error_type=error_type,
         error_message=message[:2000],
         source_kind=SOURCE_FEED,
         url=source.url if source.is_remote else None,
@@ -599,11 +602,11 @@ class _PollHostFeeds(FetcherDoFn):
             try:
                 status, parsed = poll_feed(self.fetcher, source, self.max_bytes, self.state_dir)
             except (FetchError, FeedError) as exc:
-                yield _feed_dead(source, exc.reason, exc.message, type(exc).__name__)
+                yield feed_dead_letter(source, STAGE, exc.reason, exc.message, type(exc).__name__)
                 continue
             except (OSError, ValueError, EOFError) as exc:
                 reason = "too_large" if "exceeds" in str(exc) else "unreadable"
-                yield _feed_dead(source, reason, str(exc), type(exc).__name__)
+                yield feed_dead_letter(source, STAGE, reason, str(exc), type(exc).__name__)
                 continue
             if parsed is None:
                 Metrics.counter(STAGE, status).inc()

@@ -36,6 +36,7 @@ from transforms.feeds import (
     FeedEntry,
     FeedError,
     FeedSource,
+    feed_dead_letter,
     parse_feed,
 )
 from transforms.fetch import (
@@ -80,18 +81,6 @@ class PollResult:
     dead: DeadLetter | None = None
 
 
-def _feed_dead(source: FeedSource, reason: str, message: str, error_type: str) -> DeadLetter:
-    return DeadLetter(
-        source_ref=source.url,
-        stage=STAGE,
-        reason=reason,
-        error_type=error_type,
-        error_message=message[:2000],
-        source_kind=SOURCE_FEED,
-        url=source.url,
-    )
-
-
 def poll_once(
     fetcher: Fetcher, source: FeedSource, state: FeedState, now: float, max_entries: int
 ) -> PollResult:
@@ -113,7 +102,7 @@ def poll_once(
             return PollResult(NOT_MODIFIED, kept)
         parsed = parse_feed(result.content, result.final_url, result.content_type, source)
     except (FetchError, FeedError) as exc:
-        dead = _feed_dead(source, exc.reason, exc.message, type(exc).__name__)
+        dead = feed_dead_letter(source, STAGE, exc.reason, exc.message, type(exc).__name__)
         return PollResult(FAILED, dataclasses.replace(state, polled_at=now), dead=dead)
     fresh = FeedState(result.etag, result.last_modified, now)
     return PollResult(PARSED, fresh, parsed.entries[:max_entries])

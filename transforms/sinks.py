@@ -102,6 +102,20 @@ class _WriteShard(beam.DoFn):
         yield write_shard(self.name, list(rows), self.directory, self.run_id, shard)
 
 
+def check_writer_args(name: str, run_id: str, shards: int) -> None:
+    """Check a table writer's arguments when the graph is built.
+
+    Raises:
+        ValueError: an unknown table, fewer than one shard, or no run id.
+    """
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; expected one of {sorted(TABLES)}")
+    if shards < 1:
+        raise ValueError(f"shards must be at least 1, got {shards}")
+    if not run_id:
+        raise ValueError("run_id is required")
+
+
 class WriteTable(beam.PTransform):
     """records -> Parquet shards of table ``name`` in the run's staging folder.
 
@@ -122,12 +136,7 @@ class WriteTable(beam.PTransform):
         shards: int = 1,
     ):
         super().__init__()
-        if name not in TABLES:
-            raise ValueError(f"unknown table {name!r}; expected one of {sorted(TABLES)}")
-        if shards < 1:
-            raise ValueError(f"shards must be at least 1, got {shards}")
-        if not run_id:
-            raise ValueError("run_id is required")
+        check_writer_args(name, run_id, shards)
         self.name = name
         self.directory = os.path.join(staging_dir(output, run_id), name)
         self.run_id = run_id

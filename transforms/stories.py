@@ -29,7 +29,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from transforms.dedup import SIGNATURE_DTYPE, UnionFind
+from transforms.dedup import SIGNATURE_DTYPE, UnionFind, check_banding
 from transforms.schema import UTC, Article, Duplicate, stable_id
 
 STAGE = "stories"
@@ -77,12 +77,7 @@ class StoryParams:
             raise ValueError(f"lead_words must be at least 1, got {self.lead_words}")
         if self.window_hours <= 0:
             raise ValueError(f"window_hours must be positive, got {self.window_hours}")
-        if self.num_perm < 1 or self.bands < 1 or self.num_perm % self.bands:
-            raise ValueError(
-                f"num_perm ({self.num_perm}) must be a positive multiple of bands ({self.bands})"
-            )
-        if self.max_bucket < 2:
-            raise ValueError(f"max_bucket must be at least 2, got {self.max_bucket}")
+        check_banding(self.num_perm, self.bands, self.max_bucket)
 
     @property
     def rows(self) -> int:

@@ -36,7 +36,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from transforms.schema import ROW_ID, TABLES, UTC, Article, stable_id, to_table
-from transforms.sinks import shard_of, write_parquet
+from transforms.sinks import check_writer_args, shard_of, write_parquet
 
 STAGE = "window"
 LATE = "late"
@@ -265,12 +265,7 @@ class WriteWindowed(beam.PTransform):
         shards: int = 1,
     ):
         super().__init__()
-        if name not in TABLES:
-            raise ValueError(f"unknown table {name!r}; expected one of {sorted(TABLES)}")
-        if shards < 1:
-            raise ValueError(f"shards must be at least 1, got {shards}")
-        if not run_id:
-            raise ValueError("run_id is required")
+        check_writer_args(name, run_id, shards)
         self.name = name
         self.output = output
         self.run_id = run_id

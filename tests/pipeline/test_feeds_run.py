@@ -17,6 +17,7 @@ from pipeline import config
 from pipeline.graph import feed_inputs
 from tests.conftest import read_table, run_cli
 from tests.localhttp import LocalServer, Reply, html_reply, serving
+from transforms.fetch import FetchPolicy
 
 
 def page(title: str, sentence: str) -> str:
@@ -244,7 +245,7 @@ def test_bad_fetch_and_feeds_config_fails_at_start(overrides, message):
 
 def test_default_yaml_holds_the_dataclass_defaults():
     data = yaml.safe_load(config.DEFAULT_CONFIG.read_text())
-    assert config.FetchConfig(**{**data["fetch"], "allow_networks": ()}) == config.FetchConfig()
+    assert FetchPolicy(**{**data["fetch"], "allow_networks": ()}) == FetchPolicy()
     assert config.FeedsConfig(**{**data["feeds"], "sources": ()}) == config.FeedsConfig()
 
 
