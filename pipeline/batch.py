@@ -16,6 +16,7 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
 
 from pipeline import __version__, error_budget, graph, manifest, progress, runners
 from pipeline.config import Config, resolve
@@ -117,6 +118,11 @@ def run(
     started = dt.datetime.now(UTC)
     t0 = time.monotonic()
     run_id = check_run_id(run_id) if run_id else new_run_id(started)
+    options = runners.pipeline_options(
+        cfg.runner.name, cfg.runner.workers, beam_args or [], cfg.runner.options
+    )
+    # Remote inputs (s3://, gs://) are listed here, with the file-system settings the workers get.
+    FileSystems.set_options(options)
     try:
         paths = list_inputs([resolve(p) for p in cfg.inputs])
     except ValueError as exc:
@@ -129,9 +135,6 @@ def run(
     if index:
         sinks.prepare_index(index, run_id)
 
-    options = runners.pipeline_options(
-        cfg.runner.name, cfg.runner.workers, beam_args or [], cfg.runner.options
-    )
     ctx = graph.RunContext(run_id=run_id, started_at=started, pipeline_version=__version__)
     p = beam.Pipeline(options=options)
     outputs = graph.build(p, cfg, paths, index_files, run_id)

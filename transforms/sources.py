@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from transforms.files import is_remote, match_remote, open_read
 from transforms.schema import (
     SOURCE_FEED,
     SOURCE_HTML,
@@ -76,11 +77,18 @@ def kind_of(path: str, extensions: dict[str, str] = EXTENSIONS) -> str | None:
 def list_inputs(specs: Sequence[str], extensions: dict[str, str] = EXTENSIONS) -> list[str]:
     """Expand files, directories (recursively, by extension) and globs into sorted file paths.
 
+    A spec with a scheme (``s3://bucket/prefix/*.warc.gz``, ``gs://...``) is listed through
+    Beam's file systems: an object, a glob, or a prefix whose objects are taken by extension
+    like a directory's files.
+
     Raises:
         InputError: a spec matches nothing, or a directory holds no input files.
     """
     found: set[str] = set()
     for spec in specs:
+        if is_remote(spec):
+            found.update(_list_remote(spec, extensions))
+            continue
         if os.path.isdir(spec):
             matched = [
                 os.path.join(root, name)
@@ -104,11 +112,36 @@ def list_inputs(specs: Sequence[str], extensions: dict[str, str] = EXTENSIONS) -
     return sorted(found)
 
 
+def _list_remote(spec: str, extensions: dict[str, str]) -> list[str]:
+    try:
+        objects = match_remote(spec)
+    except OSError as exc:
+        raise InputError(str(exc)) from exc
+    # An object named exactly is an input whatever its name; a glob or prefix takes what a
+    # directory walk would (by extension, no dot-files, no explicit-only kinds).
+    named = [path for path, _size in objects if path == spec]
+    if named:
+        return named
+    matched = [
+        path
+        for path, _size in objects
+        if kind_of(path, extensions)
+        and not path.rsplit("/", 1)[-1].startswith(".")
+        and not path.lower().endswith(EXPLICIT_ONLY)
+    ]
+    if not matched:
+        raise InputError(f"input not found: {spec}")
+    return matched
+
+
 def read_capped(path: str, max_bytes: int) -> bytes:
-    """The bytes of ``path`` (gunzipped for ``.gz``), refusing more than ``max_bytes``."""
+    """The bytes of ``path`` (gunzipped for ``.gz``), refusing more than ``max_bytes``.
+
+    ``path`` may be remote (``s3://``, ``gs://``): it is read through Beam's file systems.
+    """
     if path.lower().endswith(".gz"):
         out = bytearray()
-        with open(path, "rb") as fh:
+        with open_read(path) as fh:
             decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
             while chunk := fh.read(64 * 1024):
                 out += decomp.decompress(chunk, max_bytes + 1 - len(out))
@@ -117,10 +150,10 @@ def read_capped(path: str, max_bytes: int) -> bytes:
             if not decomp.eof:
                 raise gzip.BadGzipFile("truncated gzip stream")
         return bytes(out)
-    size = os.path.getsize(path)
-    if size > max_bytes:
+    size = None if is_remote(path) else os.path.getsize(path)
+    if size is not None and size > max_bytes:
         raise ValueError(f"file size {size} exceeds {max_bytes} bytes")
-    with open(path, "rb") as fh:
+    with open_read(path) as fh:
         # Read at most one byte past the cap: a device or a link to one reports size 0.
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
@@ -158,7 +191,7 @@ def read_warc(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocu
     skipped = Metrics.counter(STAGE, "warc_records_skipped")
     ref = path
     try:
-        with open(path, "rb") as fh:
+        with open_read(path) as fh:
             records = ArchiveIterator(fh)
             for record in records:
                 if record.rec_type != "response":
