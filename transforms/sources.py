@@ -153,7 +153,7 @@ def read_warc(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocu
     """
     from warcio.archiveiterator import ArchiveIterator
 
-    from transforms.fetch import canonical_link, canonicalize_url, to_utf8
+    from transforms.web.charsets import to_utf8
 
     skipped = Metrics.counter(STAGE, "warc_records_skipped")
     ref = path
@@ -188,8 +188,6 @@ def read_warc(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocu
                     yield _warc_dead(ref, url, "too_large", f"body exceeds {max_bytes} bytes")
                     continue
                 content, _charset = to_utf8(body, ctype)
-                canonical = canonical_link(content, url) if url else None
-                canonical = canonical or canonicalize_url(url)
                 yield RawDocument(
                     source_ref=ref,
                     source_kind=SOURCE_WARC,
@@ -197,7 +195,6 @@ def read_warc(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocu
                     url=url,
                     fetched_at=_warc_date(record.rec_headers.get_header("WARC-Date")),
                     content_type=f"{mime}; charset=utf-8",
-                    hints=(("canonical_url", canonical),) if canonical else (),
                 )
     except Exception as exc:  # noqa: BLE001 - warcio raises anything on broken input
         yield _warc_dead(ref, None, "bad_warc", f"{type(exc).__name__}: {exc}"[:2000])

@@ -34,7 +34,7 @@ from transforms.feeds import (
     poll_feed,
     refuse_entity_declarations,
 )
-from transforms.fetch import Fetcher, FetchPolicy
+from transforms.web.http import Fetcher, FetchPolicy
 
 BASE = "http://news.example/feed"
 
@@ -328,7 +328,7 @@ def test_entry_document_uses_the_entry_content():
     doc = entry_document(entry)
     assert doc is not None and doc.source_kind == "feed"
     assert b"Le texte entier." in doc.content and b"<title>Un titre</title>" in doc.content
-    assert doc.hint("canonical_url") == "http://atom.example/un"
+    assert doc.url == "http://atom.example/un"
     assert doc.hint("author") == "Alice; Bob"
 
 

@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Iterator
 
 import apache_beam as beam
+import lxml.html
 import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
@@ -17,24 +18,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.localhttp import LocalServer, Reply, gzip_reply, html_reply, serving
-from transforms.fetch import (
+from transforms.extract import extract
+from transforms.fetch import FetchPages, PageRequest, page_document
+from transforms.normalize import canonical_url_of
+from transforms.schema import Article, DeadLetter, RawDocument
+from transforms.web.charsets import detect_charset, to_utf8
+from transforms.web.http import (
     Fetcher,
     FetchError,
-    FetchPages,
     FetchPolicy,
-    PageRequest,
-    canonical_link,
-    canonicalize_url,
     checked_address,
-    detect_charset,
     is_public_address,
-    page_document,
     parse_target,
     read_body,
     retry_after_s,
-    to_utf8,
 )
-from transforms.schema import DeadLetter, RawDocument
+from transforms.web.urls import canonical_link, canonicalize_url
 
 LOOPBACK = ("127.0.0.1/32",)
 
@@ -100,12 +99,16 @@ def test_canonicalize_url(url, expected):
 
 
 def test_canonical_link_is_resolved_and_canonicalized():
-    page = b'<html><head><LINK rel="Canonical" href="/story?utm_medium=rss"></head><body>'
-    assert canonical_link(page, "http://News.example.org/x") == "http://news.example.org/story"
+    def link(page: str, base: str | None) -> str | None:
+        return canonical_link(lxml.html.fromstring(page), base)
+
+    page = '<html><head><LINK rel="Canonical" href="/story?utm_medium=rss"></head><body>x</body>'
+    assert link(page, "http://News.example.org/x") == "http://news.example.org/story"
+    late = "<html><head><title>t</title></head><body><link rel=canonical href=/late></body>"
+    assert link(late, "http://a.b/") is None
     assert (
-        canonical_link(b"<html><head></head><link rel=canonical href=/late>", "http://a.b/") is None
+        link('<html><head><link rel="canonical" href="javascript:x"></head>', "http://a.b/") is None
     )
-    assert canonical_link(b'<link rel="canonical" href="javascript:x">', "http://a.b/") is None
 
 
 @pytest.mark.parametrize(
@@ -431,22 +434,35 @@ def test_wrong_charsets_become_utf8_documents(server: LocalServer):
         assert doc.content_type == "text/html; charset=utf-8"
 
 
-def test_page_document_keeps_hints_and_finds_the_canonical_url(server: LocalServer):
-    server.routes["/story?utm_source=rss"] = html_reply(
-        '<html><head><link rel="canonical" href="/canonical-story"></head><body>x</body></html>'
+def test_a_redirected_page_keeps_its_final_url_and_its_canonical_link(server: LocalServer):
+    # The feed links /story?utm_source=rss; the site moved it twice; the page names its
+    # canonical URL. The document is the page that answered, and the article says so.
+    server.routes["/story?utm_source=rss"] = Reply(301, headers={"Location": "/2026/story"})
+    server.routes["/2026/story"] = Reply(302, headers={"Location": "/2026/11/story.html"})
+    server.routes["/2026/11/story.html"] = html_reply(
+        '<html><head><title>Story</title><link rel="canonical" href="/canonical-story?utm_medium=x">'
+        "</head><body><article><p>"
+        + "The harbour authority said the new ferry terminal would open in the spring. " * 8
+        + "</p></article></body></html>"
     )
     server.routes["/image"] = Reply(body=b"\x89PNG", headers={"Content-Type": "image/png"})
     fetcher = Fetcher(policy(respect_robots=False))
     request = PageRequest(
         url=server.url("/story?utm_source=rss"),
-        source_ref="feed.xml",
+        source_ref=server.url("/story?utm_source=rss"),
         source_kind="feed",
         hints=(("title", "From the feed"),),
     )
     doc = page_document(request, fetcher.fetch(request.url))
+    assert isinstance(doc, RawDocument)
     assert doc.hint("title") == "From the feed"
-    assert doc.hint("canonical_url") == server.url("/canonical-story")
-    assert doc.url == request.url
+    assert doc.url == server.url("/2026/11/story.html")
+    assert doc.source_ref == request.url  # what the feed asked for
+    article = extract(doc)
+    assert isinstance(article, Article)
+    assert article.url == server.url("/2026/11/story.html")
+    assert article.canonical_url == server.url("/canonical-story")
+    assert canonical_url_of(article) == server.url("/canonical-story")
     image = PageRequest(url=server.url("/image"), source_ref="f", source_kind="feed")
     dead = page_document(image, fetcher.fetch(image.url))
     assert isinstance(dead, DeadLetter) and dead.reason == "not_html"
@@ -469,7 +485,8 @@ def test_fetch_pages_transform(server: LocalServer):
             equal_to(
                 [
                     (server.url("/a"), "A", True),
-                    (server.url("/a#comments"), "A2", True),
+                    # the URL that answered (the fragment is not sent)
+                    (server.url("/a"), "A2", True),
                     (server.url("/b"), None, False),
                 ]
             ),

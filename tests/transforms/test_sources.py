@@ -15,6 +15,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from transforms.extract import extract
 from transforms.schema import DeadLetter, RawDocument
 from transforms.sources import (
     FEED_LIST,
@@ -101,7 +102,8 @@ def test_warc_response_records_become_documents(tmp_path, gzipped):
     assert first.source_kind == "warc"
     assert first.fetched_at == dt.datetime(2026, 11, 20, 8, 15, tzinfo=dt.UTC)
     assert "Caf\u00e9 owners cheered." in first.content.decode("utf-8")
-    assert first.hint("canonical_url") == "https://news.example/harbour"
+    # the page's canonical link (tracking parameter gone) is found by extraction
+    assert extract(first).canonical_url == "https://news.example/harbour"
     assert b"The bridge reopened" in second.content
     assert first.source_ref.startswith(str(path) + "@") and first.source_ref != second.source_ref
     assert sorted((d.reason, d.url) for d in dead) == [

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from transforms.feeds import FeedEntry, FeedSource
-from transforms.fetch import Fetcher, FetchPolicy, PageRequest
+from transforms.fetch import PageRequest
 from transforms.poll import (
     FAILED,
     NOT_DUE,
@@ -30,6 +30,7 @@ from transforms.poll import (
     work_key,
 )
 from transforms.schema import UTC, DeadLetter
+from transforms.web.http import Fetcher, FetchPolicy
 
 RSS = (
     b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
