@@ -187,13 +187,18 @@ def read_warc(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocu
                 if len(body) > max_bytes:
                     yield _warc_dead(ref, url, "too_large", f"body exceeds {max_bytes} bytes")
                     continue
-                content, _charset = to_utf8(body, ctype)
+                try:
+                    content, _charset = to_utf8(body, ctype)
+                    fetched_at = _warc_date(record.rec_headers.get_header("WARC-Date"))
+                except Exception as exc:  # noqa: BLE001 - one record's bug must not end its file
+                    yield _warc_dead(ref, url, "exception", f"{type(exc).__name__}: {exc}"[:2000])
+                    continue
                 yield RawDocument(
                     source_ref=ref,
                     source_kind=SOURCE_WARC,
                     content=content,
                     url=url,
-                    fetched_at=_warc_date(record.rec_headers.get_header("WARC-Date")),
+                    fetched_at=fetched_at,
                     content_type=f"{mime}; charset=utf-8",
                 )
     except Exception as exc:  # noqa: BLE001 - warcio raises anything on broken input

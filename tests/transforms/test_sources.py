@@ -274,3 +274,44 @@ def test_a_plain_file_named_gz_is_unreadable_not_an_exception(tmp_path):
     path.write_bytes(b"<html>not gzip at all</html>")
     (dead,) = list(read_path(str(path)))
     assert (dead.stage, dead.reason) == ("read", "unreadable")
+
+
+def test_one_warc_record_that_breaks_its_processing_does_not_end_the_file(tmp_path, monkeypatch):
+    # A server's label "charset=base64" once raised LookupError in the charset ladder, which
+    # ended the file as one bad_warc dead letter and lost the records after it.
+    path = tmp_path / "crawl.warc.gz"
+    with open(path, "wb") as fh:
+        writer = WARCWriter(fh, gzip=True)
+        for i, ctype in enumerate(["text/html", "text/html; charset=base64", "text/html"]):
+            body = ARTICLE.replace("Monday", f"Monday ({i}), caf\u00e9 time").encode("cp1252")
+            record(
+                writer,
+                f"https://news.example/{i}",
+                "200 OK",
+                [("Content-Type", ctype)],
+                body,
+                "2026-11-20T08:15:00Z",
+            )
+    docs = list(read_path(str(path)))
+    assert [d.url for d in docs if isinstance(d, RawDocument)] == [
+        f"https://news.example/{i}" for i in range(3)
+    ]
+    # and a record whose processing raises is its own dead letter; the next one still reads
+    import transforms.web.charsets as charsets
+
+    real = charsets.to_utf8
+
+    def to_utf8(body, ctype):
+        if b"(1)" in body:
+            raise RuntimeError("a bug on this record only")
+        return real(body, ctype)
+
+    monkeypatch.setattr(charsets, "to_utf8", to_utf8)
+    out = list(read_path(str(path)))
+    assert [d.url for d in out if isinstance(d, RawDocument)] == [
+        "https://news.example/0",
+        "https://news.example/2",
+    ]
+    (dead,) = [d for d in out if isinstance(d, DeadLetter)]
+    assert (dead.reason, dead.url) == ("exception", "https://news.example/1")
+    assert dead.source_ref.startswith(str(path) + "@")

@@ -37,12 +37,23 @@ _UTF8_MULTIBYTE = re.compile(
 DETECT_BYTES = 200_000
 
 
+# Codecs Python knows that no web page is written in: bytes-to-bytes transforms (base64, zlib
+# ...) raise on decode, the escape codecs would read backslashes as escapes, and UTF-7 is a
+# known way to smuggle markup past filters (the WHATWG Encoding Standard has none of them).
+_NOT_PAGE_CODECS = frozenset(
+    ("undefined", "unicode-escape", "raw-unicode-escape", "idna", "punycode", "utf-7", "mbcs")
+)
+
+
 def _codec(label: str | None) -> str | None:
     if not label:
         return None
     try:
-        name = codecs.lookup(label.strip().strip("\"'")).name
+        info = codecs.lookup(label.strip().strip("\"'"))
     except LookupError:
+        return None
+    name = info.name
+    if not getattr(info, "_is_text_encoding", True) or name in _NOT_PAGE_CODECS:
         return None
     # WHATWG: a page labelled latin-1 or ascii is decoded as windows-1252.
     return "cp1252" if name in ("latin-1", "iso8859-1", "ascii") else name
@@ -104,7 +115,7 @@ def detect_charset(content: bytes, content_type: str | None = None) -> str | Non
             try:
                 content.decode(label)
                 return label
-            except UnicodeDecodeError:
+            except UnicodeError:
                 continue
     if content.isascii():
         return "utf-8"
