@@ -901,3 +901,62 @@ def test_a_page_whose_label_once_raised_is_a_document_and_spares_its_host(server
             label="Documents",
         )
         assert_that(dead, equal_to([]), label="NoDeadLetters")
+
+
+_PRIVATE_V4 = st.one_of(
+    st.ip_addresses(v=4, network="127.0.0.0/8"),
+    st.ip_addresses(v=4, network="10.0.0.0/8"),
+    st.ip_addresses(v=4, network="172.16.0.0/12"),
+    st.ip_addresses(v=4, network="192.168.0.0/16"),
+    st.ip_addresses(v=4, network="169.254.0.0/16"),
+    st.ip_addresses(v=4, network="100.64.0.0/10"),
+    st.ip_addresses(v=4, network="0.0.0.0/8"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_PRIVATE_V4)
+def test_no_ipv6_embedding_of_a_private_ipv4_is_public(v4):
+    n = int(v4)
+    embeddings = [
+        (0xFFFF << 32) | n,  # ::ffff:a.b.c.d
+        n,  # ::a.b.c.d
+        (0xFFFF << 48) | n,  # ::ffff:0:a.b.c.d
+        (0x64FF9B << 96) | n,  # 64:ff9b::a.b.c.d
+        (0x2002 << 112) | (n << 80) | 1,  # 2002:AABB:CCDD::1
+    ]
+    for value in embeddings:
+        address = ipaddress.IPv6Address(value)
+        assert not is_public_address(address), address
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_any_url_text_is_a_target_or_a_fetch_error(text):
+    for url in (text, f"http://{text}/", f"https://{text}:80/x"):
+        try:
+            target = parse_target(url)
+        except FetchError:
+            continue
+        assert target.scheme in ("http", "https") and 0 <= target.port <= 65535
+        assert target.host and target.host.isascii() and target.host == target.host.lower()
+        assert not target.host.endswith(".")
+
+
+def test_robots_txt_is_kept_a_day_and_an_unavailable_one_is_asked_again_soon(server):
+    now = [1000.0]
+    server.routes["/a"] = html_reply(PAGE)
+    server.routes["/robots.txt"] = [Reply(500), Reply(body=b"User-agent: *\nDisallow: /b\n")]
+    fetcher = Fetcher(policy(retries=0), clock=lambda: now[0], sleep=RecordingSleep())
+    assert fetch_error(fetcher, server.url("/a")).reason == "robots_unavailable"
+    now[0] += 60
+    assert fetch_error(fetcher, server.url("/a")).reason == "robots_unavailable"
+    assert server.hits["/robots.txt"] == 1
+    now[0] += 300  # RFC 9309: an unavailable robots.txt is not the last word
+    assert fetcher.fetch(server.url("/a")).status == 200
+    now[0] += 23 * 3600
+    fetcher.fetch(server.url("/a"))
+    assert server.hits["/robots.txt"] == 2
+    now[0] += 2 * 3600  # kept at most a day
+    fetcher.fetch(server.url("/a"))
+    assert server.hits["/robots.txt"] == 3

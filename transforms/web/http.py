@@ -407,13 +407,24 @@ class _Watch:
     def __init__(self) -> None:
         self.conn: Any = None
         self.fired = False
+        self._done = False
+        self._lock = threading.Lock()
 
     def expire(self) -> None:
-        self.fired = True
-        sock = getattr(self.conn, "sock", None)
-        if sock is not None:
-            with suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            sock = getattr(self.conn, "sock", None)
+            if sock is not None:
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def disarm(self) -> bool:
+        """Stop watching; True when the deadline had already closed the socket."""
+        with self._lock:
+            self._done = True
+            return self.fired
 
 
 class _WatchedHTTPConnection(HTTPConnection):
@@ -591,9 +602,10 @@ class Fetcher:
                 ok = True
                 return _Response(resp.status, resp_headers, body)
             finally:
-                if resp is not None and ok:
+                expired = watch.disarm()
+                if resp is not None and ok and not expired:
                     resp.release_conn()
-                elif resp is not None or watch.fired:
+                elif resp is not None or expired:
                     # The rest of the body is unread: the connection cannot be reused.
                     if resp is not None:
                         resp.close()
