@@ -574,3 +574,24 @@ def test_a_gzip_bomb_feed_is_refused(server: LocalServer):
     with pytest.raises(FetchError) as info:
         poll_feed(Fetcher(policy(max_bytes=1024 * 1024)), FeedSource(server.url("/bomb.xml")), 1)
     assert info.value.reason == "too_large"
+
+
+def test_json_nested_past_the_recursion_limit_is_a_bad_feed():
+    deep = b'{"version": "https://jsonfeed.org/version/1.1", "items": ' + b"[" * 100_000
+    deep += b"]" * 100_000 + b"}"
+    with pytest.raises(FeedError) as info:
+        parse_feed(deep, BASE)
+    assert info.value.reason == "bad_feed"
+
+
+def test_a_feed_of_countless_tags_is_refused_before_feedparser_spends_minutes_on_it():
+    item = b"<item><title>x</title><link>http://e.example/a</link></item>"
+    head = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+    flood = head + item + b"<a/>" * 250_000 + b"</channel></rss>"
+    with pytest.raises(FeedError) as info:
+        parse_feed(flood, BASE)
+    assert info.value.reason == "too_complex"
+    # Tags inside CDATA are text, not elements; 1,000 entries are far from the limit.
+    cdata = b"<description><![CDATA[" + b"<p>x</p>" * 100 + b"]]></description>"
+    big = head + (item.replace(b"</item>", cdata + b"</item>")) * 1000 + b"</channel></rss>"
+    assert len(parse_feed(big, BASE).entries) == 1000
