@@ -22,8 +22,8 @@ from warcio.warcwriter import WARCWriter  # noqa: E402
 
 from tests.localhttp import html_reply, serving  # noqa: E402
 from transforms.feeds import parse_feed  # noqa: E402
-from transforms.fetch import Fetcher, FetchPolicy  # noqa: E402
 from transforms.sources import read_warc  # noqa: E402
+from transforms.web.http import Fetcher, FetchPolicy  # noqa: E402
 
 
 def page(i: int) -> bytes:

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from transforms.feeds import FeedSource, feed_source
-from transforms.fetch import FetchPolicy
+from transforms.web.http import FetchPolicy
 
 if typing.TYPE_CHECKING:
     from transforms.dedup import NearParams

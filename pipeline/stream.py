@@ -47,7 +47,7 @@ from pipeline.config import Config, ConfigError, fetch_policy, resolve, stream_s
 from transforms.clean import Clean
 from transforms.extract import Extract
 from transforms.feeds import FeedSource
-from transforms.fetch import Fetcher, FetchPages, PageRequest
+from transforms.fetch import FetchPages, PageRequest
 from transforms.normalize import Normalize
 from transforms.poll import (
     NOT_DUE,
@@ -67,6 +67,7 @@ from transforms.schema import SCHEMA_VERSION, TABLES, UTC
 from transforms.sinks import write_parquet
 from transforms.sources import FEED_LIST, ReadSources, kind_of
 from transforms.stream_dedup import SeenFilter, StreamDedup, index_keys
+from transforms.web.http import Fetcher
 from transforms.windows import AssignEventTime, WindowSpec, WriteWindowed, to_timestamp
 
 LOG = logging.getLogger(__name__)

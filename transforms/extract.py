@@ -35,10 +35,8 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 import apache_beam as beam
-import charset_normalizer
 from apache_beam.metrics import Metrics
 from lxml import etree
 
@@ -52,6 +50,8 @@ from transforms.schema import (
     stable_id,
 )
 from transforms.stage import ApplyStage, rejection
+from transforms.web.charsets import decode
+from transforms.web.urls import canonical_link
 
 STAGE = "extract"
 
@@ -116,51 +116,10 @@ def article_id_for(raw: RawDocument) -> str:
     return stable_id("doc", digest, os.path.basename(raw.source_ref))
 
 
-_UTF8_MULTIBYTE = re.compile(
-    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xef][\x80-\xbf]{2}"
-    rb"|[\xf0-\xf4][\x80-\xbf]{3}"
-)
-
-
-def _mostly_utf8(content: bytes) -> bool:
-    """True for UTF-8 with a few broken bytes: valid multi-byte sequences outnumber the
-    invalid bytes four to one (a legacy 8-bit text has almost no valid sequences)."""
-    valid = len(_UTF8_MULTIBYTE.findall(content))
-    invalid = content.decode("utf-8", "replace").count("\ufffd")
-    return valid > 0 and invalid * 4 <= valid
-
-
 def decode_text(content: bytes) -> str | None:
-    """Decode bytes to text: UTF-8 (with or without BOM; a few broken bytes are replaced),
-    else the detected charset, preferring windows-1252 among equally good single-byte guesses
-    (the web's default for unlabelled Western text; the detector otherwise picks cp1250 for
-    short French or German text: "après" -> "aprčs").
-
-    Returns None when the bytes are not text (binary junk) in any charset we trust.
-    """
-    if content.startswith(b"\xef\xbb\xbf"):
-        content = content[3:]
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError:
-        if _mostly_utf8(content):
-            text = content.decode("utf-8", "replace")
-        else:
-            matches = charset_normalizer.from_bytes(content)
-            best = matches.best()
-            if best is None:
-                return None
-            for match in matches:
-                if (
-                    match.encoding == "cp1252"
-                    and match.chaos <= best.chaos
-                    and match.coherence >= best.coherence
-                ):
-                    best = match
-            text = str(best)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return text
+    """Decode bytes to text with the one charset ladder (``transforms.web.charsets``); None
+    when the bytes are not text (binary junk) in any charset we trust."""
+    return decode(content)
 
 
 def looks_binary(text: str) -> bool:
@@ -205,24 +164,6 @@ def _first(tree: Any, xpaths: Sequence[str]) -> str | None:
             if value:
                 return value
     return None
-
-
-def canonical_link(tree: Any, base_url: str | None) -> str | None:
-    """The absolute http(s) URL of ``<link rel=canonical>``, or None."""
-    href = _first(
-        tree,
-        [
-            "//head//link[contains(concat(' ', translate(normalize-space(@rel),"
-            " 'CANONIAL', 'canonial'), ' '), ' canonical ')]/@href"
-        ],
-    )
-    if not href:
-        return None
-    url = urljoin(base_url or "", href)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return url
 
 
 def page_language(tree: Any) -> str | None:

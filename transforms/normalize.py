@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 import apache_beam as beam
 
-from transforms.fetch import canonicalize_url
 from transforms.schema import UTC, Article, DeadLetter
 from transforms.stage import ApplyStage
+from transforms.web.urls import canonicalize_url
 
 STAGE = "normalize"
 

@@ -10,7 +10,7 @@ ways a stream is fed:
   ticks, and a stateful DoFn keyed by feed keeps each feed's validators in state.
 
 A feed is fetched only when its own ``poll_interval`` has passed, conditionally
-(``If-None-Match``/``If-Modified-Since``, through the one ``Fetcher`` of ``transforms.fetch``);
+(``If-None-Match``/``If-Modified-Since``, through the one ``Fetcher`` of ``transforms.web.http``);
 its entries become page requests keyed by ``entry_key`` (the entry guid, else its canonical
 link), and ``SeenStore`` remembers the keys already emitted so that only new entries go on.
 """
@@ -39,16 +39,11 @@ from transforms.feeds import (
     feed_dead_letter,
     parse_feed,
 )
-from transforms.fetch import (
-    Fetcher,
-    FetcherDoFn,
-    FetchError,
-    FetchPolicy,
-    PageRequest,
-    canonicalize_url,
-)
+from transforms.fetch import FetcherDoFn, PageRequest
 from transforms.schema import SOURCE_FEED, UTC, DeadLetter
 from transforms.sources import kind_of, read_capped
+from transforms.web.http import Fetcher, FetchError, FetchPolicy
+from transforms.web.urls import canonicalize_url
 
 STAGE = "poll"
 
@@ -87,7 +82,8 @@ def poll_once(
     """Poll ``source`` if its interval has passed since ``state.polled_at``, conditionally.
 
     A failure is returned as a dead letter (the feed is tried again after its interval), never
-    raised: one bad feed must not stop a stream.
+    raised: one bad feed must not stop a stream; an unexpected error is one too (reason
+    ``exception``).
     """
     if not state.due(source.poll_interval_s, now):
         return PollResult(NOT_DUE, state)
@@ -103,6 +99,9 @@ def poll_once(
         parsed = parse_feed(result.content, result.final_url, result.content_type, source)
     except (FetchError, FeedError) as exc:
         dead = feed_dead_letter(source, STAGE, exc.reason, exc.message, type(exc).__name__)
+        return PollResult(FAILED, dataclasses.replace(state, polled_at=now), dead=dead)
+    except Exception as exc:  # noqa: BLE001 - a bug on one feed's bytes must not stop a stream
+        dead = feed_dead_letter(source, STAGE, "exception", repr(exc), type(exc).__name__)
         return PollResult(FAILED, dataclasses.replace(state, polled_at=now), dead=dead)
     fresh = FeedState(result.etag, result.last_modified, now)
     return PollResult(PARSED, fresh, parsed.entries[:max_entries])

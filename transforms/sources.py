@@ -186,7 +186,7 @@ def read_warc(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocu
     """
     from warcio.archiveiterator import ArchiveIterator
 
-    from transforms.fetch import canonical_link, canonicalize_url, to_utf8
+    from transforms.web.charsets import to_utf8
 
     skipped = Metrics.counter(STAGE, "warc_records_skipped")
     ref = path
@@ -220,17 +220,19 @@ def read_warc(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocu
                 if len(body) > max_bytes:
                     yield _warc_dead(ref, url, "too_large", f"body exceeds {max_bytes} bytes")
                     continue
-                content, _charset = to_utf8(body, ctype)
-                canonical = canonical_link(content, url) if url else None
-                canonical = canonical or canonicalize_url(url)
+                try:
+                    content, _charset = to_utf8(body, ctype)
+                    fetched_at = _warc_date(record.rec_headers.get_header("WARC-Date"))
+                except Exception as exc:  # noqa: BLE001 - one record's bug must not end its file
+                    yield _warc_dead(ref, url, "exception", f"{type(exc).__name__}: {exc}"[:2000])
+                    continue
                 yield RawDocument(
                     source_ref=ref,
                     source_kind=SOURCE_WARC,
                     content=content,
                     url=url,
-                    fetched_at=_warc_date(record.rec_headers.get_header("WARC-Date")),
+                    fetched_at=fetched_at,
                     content_type=f"{mime}; charset=utf-8",
-                    hints=(("canonical_url", canonical),) if canonical else (),
                 )
     except Exception as exc:  # noqa: BLE001 - warcio raises anything on broken input
         yield _warc_dead(ref, None, "bad_warc", f"{type(exc).__name__}: {exc}"[:2000])

@@ -24,6 +24,9 @@ def describe(element: Any) -> tuple[str, str | None, str | None, str | None]:
         return element.source_ref, element.source_kind, element.url, excerpt_of(element.text)
     if isinstance(element, tuple) and element and isinstance(element[-1], Article):
         return describe(element[-1])
+    ref = getattr(element, "source_ref", None)
+    if isinstance(ref, str):  # a page request: what it names, not its repr
+        return ref, getattr(element, "source_kind", None), getattr(element, "url", None), None
     return str(element), None, None, None
 
 

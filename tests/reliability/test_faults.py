@@ -78,8 +78,26 @@ def no_dns(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
-def run_feed(server: LocalServer, links: list[str], tmp_path) -> tuple[int, object]:
-    """Run the CLI on one feed (served by ``server``) that links ``links``."""
+def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose connections the kernel accepts but nobody ever answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+def run_feed(
+    server: LocalServer, links: list[str], tmp_path, respect_robots: bool = False, feeds=()
+) -> tuple[int, object]:
+    """Run the CLI on one feed (served by ``server``) that links ``links``, and on ``feeds``."""
     items = "".join(
         f"<item><title>Entry {i}</title><link>{link}</link><guid>e{i}</guid></item>"
         for i, link in enumerate(links)
@@ -88,8 +106,8 @@ def run_feed(server: LocalServer, links: list[str], tmp_path) -> tuple[int, obje
         body=f'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>{items}</channel></rss>'.encode(),
         headers={"Content-Type": "application/rss+xml"},
     )
-    feeds = tmp_path / "feeds.yaml"
-    feeds.write_text(yaml.safe_dump([{"url": server.url("/feed.xml")}]))
+    feed_list = tmp_path / "feeds.yaml"
+    feed_list.write_text(yaml.safe_dump([{"url": server.url("/feed.xml")}, *feeds]))
     config = tmp_path / "config.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -104,19 +122,23 @@ def run_feed(server: LocalServer, links: list[str], tmp_path) -> tuple[int, obje
                     "total_timeout_s": 1.0,
                     # Faults of the pages themselves: robots.txt (whose failure refuses a host,
                     # reason robots_unavailable) is tested by the fetch module.
-                    "respect_robots": False,
+                    "respect_robots": respect_robots,
                 }
             }
         )
     )
     out = tmp_path / "out"
     return cli.main(
-        ["run", "--input", str(feeds), "--config", str(config), "--output", str(out)]
+        ["run", "--input", str(feed_list), "--config", str(config), "--output", str(out)]
     ), out
 
 
-def test_remote_faults_end_as_dead_letters_with_their_reasons(server, no_dns, tmp_path):
-    links = [server.url(p) for p in PAGES] + [UNRESOLVABLE]
+def test_remote_faults_end_as_dead_letters_with_their_reasons(
+    server, no_dns, silent_port, tmp_path
+):
+    refused = f"http://127.0.0.1:{free_port()}/refused.html"
+    silent = f"http://127.0.0.1:{silent_port}/silent.html"
+    links = [server.url(p) for p in PAGES] + [UNRESOLVABLE, refused, silent]
     code, out = run_feed(server, links, tmp_path)
     assert code == 0
 
@@ -132,6 +154,8 @@ def test_remote_faults_end_as_dead_letters_with_their_reasons(server, no_dns, tm
         server.url(p): reason for p, (_r, table, reason) in PAGES.items() if table == "dead_letters"
     }
     expected_dead[UNRESOLVABLE] = "dns_error"
+    expected_dead[refused] = "connection_refused"
+    expected_dead[silent] = "timeout"
     assert {d["url"]: d["reason"] for d in dead} == expected_dead
     assert {d["stage"] for d in dead} == {"fetch"}
     # The flaky page was retried once; the 500 page was tried twice (one retry), no more.
@@ -141,3 +165,18 @@ def test_remote_faults_end_as_dead_letters_with_their_reasons(server, no_dns, tm
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["status"] == "succeeded"
     assert manifest["error_budget"]["failed"] == 0
+
+
+def test_a_down_feed_server_is_a_feed_dead_letter_with_what_happened(server, tmp_path):
+    # With robots.txt on (the default), the first request to a down host is for its robots.txt:
+    # the dead letter says the host refused the connection, not that robots.txt refused.
+    down = f"http://127.0.0.1:{free_port()}/feed.xml"
+    code, out = run_feed(
+        server, [server.url("/ok.html")], tmp_path, respect_robots=True, feeds=[{"url": down}]
+    )
+    assert code == 0
+    assert [a["url"] for a in read_table(out, "articles").to_pylist()] == [server.url("/ok.html")]
+    dead = read_table(out, "dead_letters").to_pylist()
+    assert [(d["stage"], d["reason"], d["source_ref"]) for d in dead] == [
+        ("feeds", "connection_refused", down)
+    ]

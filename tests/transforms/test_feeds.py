@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
+import socket
 import textwrap
 from collections.abc import Iterator
 
@@ -34,7 +36,7 @@ from transforms.feeds import (
     poll_feed,
     refuse_entity_declarations,
 )
-from transforms.fetch import Fetcher, FetchPolicy
+from transforms.web.http import Fetcher, FetchError, FetchPolicy
 
 BASE = "http://news.example/feed"
 
@@ -328,7 +330,7 @@ def test_entry_document_uses_the_entry_content():
     doc = entry_document(entry)
     assert doc is not None and doc.source_kind == "feed"
     assert b"Le texte entier." in doc.content and b"<title>Un titre</title>" in doc.content
-    assert doc.hint("canonical_url") == "http://atom.example/un"
+    assert doc.url == "http://atom.example/un"
     assert doc.hint("author") == "Alice; Bob"
 
 
@@ -480,3 +482,116 @@ def test_rss_author_forms(author, names):
         f"<author>{author}</author></item></channel></rss>"
     )
     assert entry_authors(parsed.entries[0]) == names
+
+
+# --- what an attacker tries next, and one feed's failure -----------------------------------
+
+_DTD = BILLION_LAUGHS[BILLION_LAUGHS.index(b"<!DOCTYPE") : BILLION_LAUGHS.index(b"]>") + 2]
+_BODY = BILLION_LAUGHS[BILLION_LAUGHS.index(b"<rss") :]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        # a comment holding a "<" before the DTD once hid the declarations from the check
+        b'<?xml version="1.0"?><!-- <a> -->' + _DTD + _BODY,
+        # a DTD after the root element is not XML, but no parser may be handed one
+        _BODY.replace(b"<channel>", _DTD + b"<channel>"),
+        # UTF-16 without a byte-order mark
+        (b'<?xml version="1.0"?>' + _DTD + _BODY).decode().encode("utf-16-le"),
+        # parameter entities
+        b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY % p "x"> %p;]><rss version="2.0"/>',
+    ],
+)
+def test_hidden_entity_declarations_are_refused(content):
+    with pytest.raises(FeedError) as info:
+        parse_feed(content, BASE)
+    assert info.value.reason == "xml_entities"
+
+
+def test_an_external_dtd_is_never_fetched(server: LocalServer):
+    # RSS 0.91 feeds name a DTD; the parser must not ask for it (no fetch leaves the Fetcher).
+    server.routes["/evil.dtd"] = Reply(body=b'<!ENTITY title "pwned">')
+    feed = (
+        b'<?xml version="1.0"?><!DOCTYPE rss SYSTEM "' + server.url("/evil.dtd").encode() + b'">'
+        b'<rss version="0.91"><channel><title>T</title>'
+        b"<item><title>A &title;</title><link>http://old.example/a</link></item></channel></rss>"
+    )
+    parsed = parse_feed(feed, BASE)
+    assert "pwned" not in (parsed.entries[0].hint("title") or "")
+    assert server.hits["/evil.dtd"] == 0
+
+
+def test_one_failing_feed_is_its_own_dead_letter_and_its_host_goes_on(server, monkeypatch):
+    import transforms.feeds as feeds
+
+    for i in range(3):
+        server.routes[f"/f{i}.xml"] = Reply(body=RSS20.replace(b"Example News", b"Feed %d" % i))
+    real = feeds.parse_feed
+
+    def parse_with_a_bug(content, feed_ref, content_type=None, source=None):
+        if b"Feed 1" in content:
+            raise RuntimeError("a bug that only this feed's bytes reach")
+        return real(content, feed_ref, content_type, source)
+
+    monkeypatch.setattr(feeds, "parse_feed", parse_with_a_bug)
+    sources = [FeedSource(url=server.url(f"/f{i}.xml")) for i in range(3)]
+    with test_pipeline.TestPipeline() as p:
+        found, dead = p | beam.Create(sources) | PollFeeds(policy(), 100_000)
+        assert_that(
+            found | "Refs" >> beam.Map(lambda e: e.feed_ref),
+            equal_to([server.url("/f0.xml")] * 2 + [server.url("/f2.xml")] * 2),
+            label="Entries",
+        )
+        assert_that(
+            dead | "Dead" >> beam.Map(lambda d: (d.stage, d.reason, d.source_ref, d.error_type)),
+            equal_to([("feeds", "exception", server.url("/f1.xml"), "RuntimeError")]),
+            label="DeadFeeds",
+        )
+
+
+def test_a_down_feed_server_is_a_feed_dead_letter_with_what_happened():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    source = FeedSource(url=f"http://127.0.0.1:{port}/feed.xml")
+    with test_pipeline.TestPipeline() as p:
+        found, dead = p | beam.Create([source]) | PollFeeds(policy(), 100_000)
+        assert_that(found, equal_to([]), label="NoEntries")
+        assert_that(
+            dead | "Dead" >> beam.Map(lambda d: (d.stage, d.reason, d.source_ref)),
+            equal_to([("feeds", "connection_refused", source.url)]),
+            label="DeadFeeds",
+        )
+
+
+def test_a_gzip_bomb_feed_is_refused(server: LocalServer):
+    server.handle_error = lambda request, address: None  # the client hangs up mid-body
+    server.routes["/bomb.xml"] = Reply(
+        body=gzip.compress(b"<rss>" + b" " * (20 * 1024 * 1024)),
+        headers={"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"},
+    )
+    with pytest.raises(FetchError) as info:
+        poll_feed(Fetcher(policy(max_bytes=1024 * 1024)), FeedSource(server.url("/bomb.xml")), 1)
+    assert info.value.reason == "too_large"
+
+
+def test_json_nested_past_the_recursion_limit_is_a_bad_feed():
+    deep = b'{"version": "https://jsonfeed.org/version/1.1", "items": ' + b"[" * 100_000
+    deep += b"]" * 100_000 + b"}"
+    with pytest.raises(FeedError) as info:
+        parse_feed(deep, BASE)
+    assert info.value.reason == "bad_feed"
+
+
+def test_a_feed_of_countless_tags_is_refused_before_feedparser_spends_minutes_on_it():
+    item = b"<item><title>x</title><link>http://e.example/a</link></item>"
+    head = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+    flood = head + item + b"<a/>" * 250_000 + b"</channel></rss>"
+    with pytest.raises(FeedError) as info:
+        parse_feed(flood, BASE)
+    assert info.value.reason == "too_complex"
+    # Tags inside CDATA are text, not elements; 1,000 entries are far from the limit.
+    cdata = b"<description><![CDATA[" + b"<p>x</p>" * 100 + b"]]></description>"
+    big = head + (item.replace(b"</item>", cdata + b"</item>")) * 1000 + b"</channel></rss>"
+    assert len(parse_feed(big, BASE).entries) == 1000

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import ipaddress
+import socket
 import threading
+import time
 import urllib.parse
 import zlib
 from collections.abc import Iterator
 
 import apache_beam as beam
+import lxml.html
 import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
@@ -17,24 +21,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.localhttp import LocalServer, Reply, gzip_reply, html_reply, serving
-from transforms.fetch import (
+from transforms.extract import extract
+from transforms.fetch import FetchPages, PageRequest, page_document
+from transforms.normalize import canonical_url_of
+from transforms.schema import Article, DeadLetter, RawDocument
+from transforms.web.charsets import detect_charset, to_utf8
+from transforms.web.http import (
     Fetcher,
     FetchError,
-    FetchPages,
     FetchPolicy,
-    PageRequest,
-    canonical_link,
-    canonicalize_url,
     checked_address,
-    detect_charset,
     is_public_address,
-    page_document,
     parse_target,
     read_body,
     retry_after_s,
-    to_utf8,
 )
-from transforms.schema import DeadLetter, RawDocument
+from transforms.web.urls import canonical_link, canonicalize_url
 
 LOOPBACK = ("127.0.0.1/32",)
 
@@ -100,12 +102,16 @@ def test_canonicalize_url(url, expected):
 
 
 def test_canonical_link_is_resolved_and_canonicalized():
-    page = b'<html><head><LINK rel="Canonical" href="/story?utm_medium=rss"></head><body>'
-    assert canonical_link(page, "http://News.example.org/x") == "http://news.example.org/story"
+    def link(page: str, base: str | None) -> str | None:
+        return canonical_link(lxml.html.fromstring(page), base)
+
+    page = '<html><head><LINK rel="Canonical" href="/story?utm_medium=rss"></head><body>x</body>'
+    assert link(page, "http://News.example.org/x") == "http://news.example.org/story"
+    late = "<html><head><title>t</title></head><body><link rel=canonical href=/late></body>"
+    assert link(late, "http://a.b/") is None
     assert (
-        canonical_link(b"<html><head></head><link rel=canonical href=/late>", "http://a.b/") is None
+        link('<html><head><link rel="canonical" href="javascript:x"></head>', "http://a.b/") is None
     )
-    assert canonical_link(b'<link rel="canonical" href="javascript:x">', "http://a.b/") is None
 
 
 @pytest.mark.parametrize(
@@ -431,22 +437,35 @@ def test_wrong_charsets_become_utf8_documents(server: LocalServer):
         assert doc.content_type == "text/html; charset=utf-8"
 
 
-def test_page_document_keeps_hints_and_finds_the_canonical_url(server: LocalServer):
-    server.routes["/story?utm_source=rss"] = html_reply(
-        '<html><head><link rel="canonical" href="/canonical-story"></head><body>x</body></html>'
+def test_a_redirected_page_keeps_its_final_url_and_its_canonical_link(server: LocalServer):
+    # The feed links /story?utm_source=rss; the site moved it twice; the page names its
+    # canonical URL. The document is the page that answered, and the article says so.
+    server.routes["/story?utm_source=rss"] = Reply(301, headers={"Location": "/2026/story"})
+    server.routes["/2026/story"] = Reply(302, headers={"Location": "/2026/11/story.html"})
+    server.routes["/2026/11/story.html"] = html_reply(
+        '<html><head><title>Story</title><link rel="canonical" href="/canonical-story?utm_medium=x">'
+        "</head><body><article><p>"
+        + "The harbour authority said the new ferry terminal would open in the spring. " * 8
+        + "</p></article></body></html>"
     )
     server.routes["/image"] = Reply(body=b"\x89PNG", headers={"Content-Type": "image/png"})
     fetcher = Fetcher(policy(respect_robots=False))
     request = PageRequest(
         url=server.url("/story?utm_source=rss"),
-        source_ref="feed.xml",
+        source_ref=server.url("/story?utm_source=rss"),
         source_kind="feed",
         hints=(("title", "From the feed"),),
     )
     doc = page_document(request, fetcher.fetch(request.url))
+    assert isinstance(doc, RawDocument)
     assert doc.hint("title") == "From the feed"
-    assert doc.hint("canonical_url") == server.url("/canonical-story")
-    assert doc.url == request.url
+    assert doc.url == server.url("/2026/11/story.html")
+    assert doc.source_ref == request.url  # what the feed asked for
+    article = extract(doc)
+    assert isinstance(article, Article)
+    assert article.url == server.url("/2026/11/story.html")
+    assert article.canonical_url == server.url("/canonical-story")
+    assert canonical_url_of(article) == server.url("/canonical-story")
     image = PageRequest(url=server.url("/image"), source_ref="f", source_kind="feed")
     dead = page_document(image, fetcher.fetch(image.url))
     assert isinstance(dead, DeadLetter) and dead.reason == "not_html"
@@ -469,7 +488,8 @@ def test_fetch_pages_transform(server: LocalServer):
             equal_to(
                 [
                     (server.url("/a"), "A", True),
-                    (server.url("/a#comments"), "A2", True),
+                    # the URL that answered (the fragment is not sent)
+                    (server.url("/a"), "A2", True),
                     (server.url("/b"), None, False),
                 ]
             ),
@@ -551,3 +571,392 @@ def test_any_bytes_become_utf8(content, content_type):
     body, charset = to_utf8(content, content_type)
     body.decode("utf-8")
     assert charset
+
+
+# --- reasons named as they happened -------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[int]:
+    """A port whose connections the kernel accepts but nobody ever answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def header_dripper(max_s: float = 8.0) -> Iterator[int]:
+    """A server that sends a status line, then one header byte every 50 ms (for at most
+    ``max_s``): each socket read gets a byte in time, so only a deadline on the whole response
+    ends it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                try:
+                    conn.recv(4096)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+                    for _ in range(int(max_s / 0.05)):
+                        if stop.is_set():
+                            break
+                        conn.sendall(b"a")
+                        time.sleep(0.05)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+def test_a_refused_port_is_connection_refused():
+    fetcher = Fetcher(policy(retries=0, respect_robots=False))
+    error = fetch_error(fetcher, f"http://127.0.0.1:{free_port()}/a")
+    assert error.reason == "connection_refused"
+
+
+def test_a_server_that_accepts_and_never_answers_times_out():
+    with silent_listener() as port:
+        fetcher = Fetcher(policy(retries=0, read_timeout_s=0.3, respect_robots=False))
+        error = fetch_error(fetcher, f"http://127.0.0.1:{port}/a")
+    assert error.reason == "timeout"
+    assert "read_timeout_s" in error.message
+
+
+def test_headers_dripped_byte_by_byte_hit_the_total_timeout():
+    with header_dripper() as port:
+        fetcher = Fetcher(
+            policy(retries=0, read_timeout_s=0.5, total_timeout_s=0.6, respect_robots=False)
+        )
+        error = fetch_error(fetcher, f"http://127.0.0.1:{port}/a")
+    assert error.reason == "timeout"
+    assert "total_timeout_s" in error.message
+
+
+def test_tls_to_a_plain_http_server_is_a_tls_error(server: LocalServer):
+    server.routes["/a"] = html_reply(PAGE)
+    fetcher = Fetcher(policy(retries=0, respect_robots=False))
+    error = fetch_error(fetcher, server.url("/a").replace("http://", "https://"))
+    assert error.reason == "tls_error"
+
+
+def test_a_down_feed_server_is_not_a_robots_refusal():
+    # robots.txt is asked for first; the host being down is what happened, and says so.
+    fetcher = Fetcher(policy(retries=0))
+    error = fetch_error(fetcher, f"http://127.0.0.1:{free_port()}/feed.xml")
+    assert error.reason == "connection_refused"
+    assert "robots" not in error.reason
+
+
+def test_blocked_loopback_names_the_setting_that_allows_it(server: LocalServer):
+    error = fetch_error(Fetcher(policy(allow_networks=())), server.url("/a"))
+    assert error.reason == "blocked_address"
+    assert "fetch.allow_networks" in error.message and "127.0.0.1/32" in error.message
+
+
+# --- robots.txt as RFC 9309 reads it ------------------------------------------------------
+
+
+def test_robots_txt_wildcards_end_anchors_and_longest_match(server: LocalServer):
+    server.routes["/robots.txt"] = Reply(
+        body=b"User-agent: news-ingest\n"
+        b"Disallow: /*.pdf$\n"
+        b"Disallow: /private\n"
+        b"Allow: /private/press\n"
+        b"Disallow: /*?print=\n"
+        b"Crawl-delay: 7\n"
+    )
+    for path in ("/doc.pdf", "/doc.pdf?x=1", "/private/a", "/private/press/1", "/s?print=1"):
+        server.routes[path] = html_reply(PAGE)
+    sleep = RecordingSleep()
+    fetcher = Fetcher(policy(max_backoff_s=30.0), sleep=sleep)
+    assert fetch_error(fetcher, server.url("/doc.pdf")).reason == "robots_disallowed"
+    assert fetcher.fetch(server.url("/doc.pdf?x=1")).status == 200  # "$" anchors the end
+    assert fetch_error(fetcher, server.url("/private/a")).reason == "robots_disallowed"
+    assert fetcher.fetch(server.url("/private/press/1")).status == 200  # the longer rule wins
+    assert fetch_error(fetcher, server.url("/s?print=1")).reason == "robots_disallowed"
+    assert server.hits["/doc.pdf"] == server.hits["/private/a"] == server.hits["/s?print=1"] == 0
+    # Crawl-delay spaces the host's requests
+    assert sleep.waits and min(sleep.waits) > 5.0
+    error = fetch_error(fetcher, server.url("/doc.pdf"))
+    assert "fetch.respect_robots" in error.message
+
+
+# --- what an attacker tries next ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "2130706433",  # decimal
+        "0x7f.1",  # hex and short form
+        "0177.0.0.1",  # octal
+        "017700000001",
+        "127.000.000.001",
+        "[::ffff:127.0.0.1]",  # IPv4-mapped IPv6
+        "[::ffff:7f00:1]",
+        "[::1]",
+        "localhost",
+        "localhost.",  # trailing dot
+        "LOCALHOST",
+        "0",  # 0.0.0.0 reaches the local host on Linux
+    ],
+)
+def test_spellings_of_loopback_are_refused(server: LocalServer, host: str):
+    server.routes["/a"] = html_reply(PAGE)
+    url = server.url("/a").replace("127.0.0.1", host)
+    error = fetch_error(Fetcher(policy(allow_networks=(), retries=0)), url)
+    assert error.reason == "blocked_address", (host, error)
+    assert "fetch.allow_networks" in error.message
+    assert server.hits["/a"] == 0 and server.hits["/robots.txt"] == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com@127.0.0.1:{port}/a",  # userinfo: the host is what follows the @
+        "http://example.com:80@127.0.0.1:{port}/a",
+        "http://user:pass@127.0.0.1:{port}/a",
+    ],
+)
+def test_userinfo_tricks_are_refused(server: LocalServer, url: str):
+    server.routes["/a"] = html_reply(PAGE)
+    url = url.format(port=server.server_address[1])
+    error = fetch_error(Fetcher(policy()), url)
+    assert error.reason == "bad_url"
+    assert "127.0.0.1" in error.message
+    assert server.hits["/a"] == 0
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::7f00:1",  # IPv4-compatible ::127.0.0.1
+        "::ffff:0:7f00:1",  # IPv4-translated
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of the metadata address
+        "64:ff9b:1::808:808",  # local-use NAT64 translates to anything
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2002:c0a8:101::1",  # 6to4 of 192.168.1.1
+    ],
+)
+def test_ipv6_forms_that_carry_a_private_ipv4_are_refused(address: str):
+    assert not is_public_address(ipaddress.ip_address(address))
+    target = parse_target("http://rebind.example/a")
+    with pytest.raises(FetchError) as info:
+        checked_address(target, (), resolver=lambda h, p: [address])
+    assert info.value.reason == "blocked_address"
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"])
+def test_ipv6_forms_of_public_ipv4_pass(address: str):
+    assert is_public_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://127.0.0.2:{port}/x",  # loopback outside the allowed /32
+        "http://2130706434:{port}/x",
+        "http://0x7f.0.0.2:{port}/x",
+        "http://[::ffff:127.0.0.2]:{port}/x",
+        "http://[::1]:{port}/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:a9fe:a9fe]/latest/meta-data/",
+        "http://10.0.0.1/",
+    ],
+)
+def test_a_redirect_to_a_private_address_is_refused(server: LocalServer, location: str):
+    server.routes["/go"] = Reply(302, headers={"Location": location.format(port=1)})
+    fetcher = Fetcher(policy(retries=0))
+    error = fetch_error(fetcher, server.url("/go"))
+    assert error.reason == "blocked_address", error
+    assert "fetch.allow_networks" in error.message
+
+
+def test_an_unresolvable_spelling_is_a_dns_error_not_a_fetch(server: LocalServer):
+    server.routes["/a"] = html_reply(PAGE)
+    url = server.url("/a").replace("127.0.0.1", "%31%32%37.0.0.1")
+    assert fetch_error(Fetcher(policy(allow_networks=())), url).reason in ("dns_error", "bad_url")
+    assert server.hits["/a"] == 0
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bomb"),
+    [
+        ("gzip", gzip.compress(b"\0" * (20 * 1024 * 1024))),
+        ("deflate", zlib.compress(b"\0" * (20 * 1024 * 1024), 9)),
+        ("x-gzip", gzip.compress(b"<p>" * (7 * 1024 * 1024))),
+    ],
+)
+def test_compression_bombs_are_refused_without_inflating_them(
+    server: LocalServer, encoding: str, bomb: bytes
+):
+    headers = {"Content-Type": "text/html", "Content-Encoding": encoding}
+    server.routes["/bomb"] = Reply(body=bomb, headers=headers)
+    server.routes["/bomb-unannounced"] = Reply(body=bomb, headers=headers, content_length=False)
+    fetcher = Fetcher(policy(max_bytes=1024 * 1024, retries=0, respect_robots=False))
+    for path in ("/bomb", "/bomb-unannounced"):
+        error = fetch_error(fetcher, server.url(path))
+        assert error.reason == "too_large"
+        assert "fetch.max_bytes" in error.message
+
+
+def test_stacked_encodings_are_refused(server: LocalServer):
+    body = gzip.compress(gzip.compress(b"\0" * (20 * 1024 * 1024)))
+    server.routes["/twice"] = Reply(
+        body=body, headers={"Content-Type": "text/html", "Content-Encoding": "gzip, gzip"}
+    )
+    fetcher = Fetcher(policy(retries=0, respect_robots=False))
+    assert fetch_error(fetcher, server.url("/twice")).reason == "unsupported_encoding"
+
+
+def test_a_robots_txt_bomb_is_capped_too(server: LocalServer):
+    server.routes["/robots.txt"] = gzip_reply(b"#" * (20 * 1024 * 1024), "text/plain")
+    server.routes["/a"] = html_reply(PAGE)
+    error = fetch_error(Fetcher(policy(max_bytes=1024 * 1024, retries=0)), server.url("/a"))
+    assert error.reason == "robots_unavailable"
+    assert server.hits["/a"] == 0
+
+
+@pytest.mark.parametrize("label", ["base64", "zlib", "rot13", "unicode_escape", "undefined"])
+def test_a_page_labelled_with_a_codec_no_page_uses_still_decodes(label: str):
+    body = "<p>Caf\u00e9 \\u0041 ouvert.</p>".encode("cp1252")
+    text, charset = to_utf8(body, f"text/html; charset={label}")
+    assert "Caf\u00e9 \\u0041 ouvert." in text.decode("utf-8")
+    meta = f'<meta charset="{label}">'.encode() + body
+    assert "Caf\u00e9" in to_utf8(meta)[0].decode("utf-8")
+
+
+# --- every input lands once ---------------------------------------------------------------
+
+
+def test_one_failing_page_is_its_own_dead_letter_and_its_host_goes_on(server, monkeypatch):
+    import transforms.fetch as fetch_stage
+
+    for i in range(5):
+        server.routes[f"/p{i}"] = html_reply(PAGE.replace("Hello", f"Page {i}"))
+    real = fetch_stage.to_utf8
+
+    def to_utf8_with_a_bug(content, content_type=None):
+        if b"Page 3" in content:
+            raise RuntimeError("a bug that only this page's bytes reach")
+        return real(content, content_type)
+
+    monkeypatch.setattr(fetch_stage, "to_utf8", to_utf8_with_a_bug)
+    requests = [PageRequest(server.url(f"/p{i}"), f"entry-{i}", "feed") for i in range(5)]
+    with test_pipeline.TestPipeline() as p:
+        docs, dead = p | beam.Create(requests) | FetchPages(policy(respect_robots=False))
+        assert_that(
+            docs | "Refs" >> beam.Map(lambda d: d.source_ref),
+            equal_to([f"entry-{i}" for i in (0, 1, 2, 4)]),
+            label="Documents",
+        )
+        assert_that(
+            dead | "Dead" >> beam.Map(lambda d: (d.source_ref, d.url, d.stage, d.reason)),
+            equal_to([("entry-3", server.url("/p3"), "fetch", "exception")]),
+            label="DeadLetters",
+        )
+
+
+def test_a_page_whose_label_once_raised_is_a_document_and_spares_its_host(server):
+    # charset=base64 made the charset ladder raise LookupError: the whole host's group became
+    # one dead letter whose source_ref was the repr of the group.
+    for i in range(5):
+        label = "base64" if i == 2 else "windows-1252"
+        server.routes[f"/p{i}"] = Reply(
+            body=PAGE.replace("Hello", f"Caf\u00e9 {i}").encode("cp1252"),
+            headers={"Content-Type": f"text/html; charset={label}"},
+        )
+    requests = [PageRequest(server.url(f"/p{i}"), f"entry-{i}", "feed") for i in range(5)]
+    with test_pipeline.TestPipeline() as p:
+        docs, dead = p | beam.Create(requests) | FetchPages(policy(respect_robots=False))
+        assert_that(
+            docs
+            | "Texts"
+            >> beam.Map(lambda d: f"Caf\u00e9 {d.source_ref[-1]}" in d.content.decode("utf-8")),
+            equal_to([True] * 5),
+            label="Documents",
+        )
+        assert_that(dead, equal_to([]), label="NoDeadLetters")
+
+
+_PRIVATE_V4 = st.one_of(
+    st.ip_addresses(v=4, network="127.0.0.0/8"),
+    st.ip_addresses(v=4, network="10.0.0.0/8"),
+    st.ip_addresses(v=4, network="172.16.0.0/12"),
+    st.ip_addresses(v=4, network="192.168.0.0/16"),
+    st.ip_addresses(v=4, network="169.254.0.0/16"),
+    st.ip_addresses(v=4, network="100.64.0.0/10"),
+    st.ip_addresses(v=4, network="0.0.0.0/8"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_PRIVATE_V4)
+def test_no_ipv6_embedding_of_a_private_ipv4_is_public(v4):
+    n = int(v4)
+    embeddings = [
+        (0xFFFF << 32) | n,  # ::ffff:a.b.c.d
+        n,  # ::a.b.c.d
+        (0xFFFF << 48) | n,  # ::ffff:0:a.b.c.d
+        (0x64FF9B << 96) | n,  # 64:ff9b::a.b.c.d
+        (0x2002 << 112) | (n << 80) | 1,  # 2002:AABB:CCDD::1
+    ]
+    for value in embeddings:
+        address = ipaddress.IPv6Address(value)
+        assert not is_public_address(address), address
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_any_url_text_is_a_target_or_a_fetch_error(text):
+    for url in (text, f"http://{text}/", f"https://{text}:80/x"):
+        try:
+            target = parse_target(url)
+        except FetchError:
+            continue
+        assert target.scheme in ("http", "https") and 0 <= target.port <= 65535
+        assert target.host and target.host.isascii() and target.host == target.host.lower()
+        assert not target.host.endswith(".")
+
+
+def test_robots_txt_is_kept_a_day_and_an_unavailable_one_is_asked_again_soon(server):
+    now = [1000.0]
+    server.routes["/a"] = html_reply(PAGE)
+    server.routes["/robots.txt"] = [Reply(500), Reply(body=b"User-agent: *\nDisallow: /b\n")]
+    fetcher = Fetcher(policy(retries=0), clock=lambda: now[0], sleep=RecordingSleep())
+    assert fetch_error(fetcher, server.url("/a")).reason == "robots_unavailable"
+    now[0] += 60
+    assert fetch_error(fetcher, server.url("/a")).reason == "robots_unavailable"
+    assert server.hits["/robots.txt"] == 1
+    now[0] += 300  # RFC 9309: an unavailable robots.txt is not the last word
+    assert fetcher.fetch(server.url("/a")).status == 200
+    now[0] += 23 * 3600
+    fetcher.fetch(server.url("/a"))
+    assert server.hits["/robots.txt"] == 2
+    now[0] += 2 * 3600  # kept at most a day
+    fetcher.fetch(server.url("/a"))
+    assert server.hits["/robots.txt"] == 3

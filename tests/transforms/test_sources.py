@@ -15,6 +15,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from transforms.extract import extract
 from transforms.schema import DeadLetter, RawDocument
 from transforms.sources import (
     FEED_LIST,
@@ -101,7 +102,8 @@ def test_warc_response_records_become_documents(tmp_path, gzipped):
     assert first.source_kind == "warc"
     assert first.fetched_at == dt.datetime(2026, 11, 20, 8, 15, tzinfo=dt.UTC)
     assert "Caf\u00e9 owners cheered." in first.content.decode("utf-8")
-    assert first.hint("canonical_url") == "https://news.example/harbour"
+    # the page's canonical link (tracking parameter gone) is found by extraction
+    assert extract(first).canonical_url == "https://news.example/harbour"
     assert b"The bridge reopened" in second.content
     assert first.source_ref.startswith(str(path) + "@") and first.source_ref != second.source_ref
     assert sorted((d.reason, d.url) for d in dead) == [
@@ -272,3 +274,44 @@ def test_a_plain_file_named_gz_is_unreadable_not_an_exception(tmp_path):
     path.write_bytes(b"<html>not gzip at all</html>")
     (dead,) = list(read_path(str(path)))
     assert (dead.stage, dead.reason) == ("read", "unreadable")
+
+
+def test_one_warc_record_that_breaks_its_processing_does_not_end_the_file(tmp_path, monkeypatch):
+    # A server's label "charset=base64" once raised LookupError in the charset ladder, which
+    # ended the file as one bad_warc dead letter and lost the records after it.
+    path = tmp_path / "crawl.warc.gz"
+    with open(path, "wb") as fh:
+        writer = WARCWriter(fh, gzip=True)
+        for i, ctype in enumerate(["text/html", "text/html; charset=base64", "text/html"]):
+            body = ARTICLE.replace("Monday", f"Monday ({i}), caf\u00e9 time").encode("cp1252")
+            record(
+                writer,
+                f"https://news.example/{i}",
+                "200 OK",
+                [("Content-Type", ctype)],
+                body,
+                "2026-11-20T08:15:00Z",
+            )
+    docs = list(read_path(str(path)))
+    assert [d.url for d in docs if isinstance(d, RawDocument)] == [
+        f"https://news.example/{i}" for i in range(3)
+    ]
+    # and a record whose processing raises is its own dead letter; the next one still reads
+    import transforms.web.charsets as charsets
+
+    real = charsets.to_utf8
+
+    def to_utf8(body, ctype):
+        if b"(1)" in body:
+            raise RuntimeError("a bug on this record only")
+        return real(body, ctype)
+
+    monkeypatch.setattr(charsets, "to_utf8", to_utf8)
+    out = list(read_path(str(path)))
+    assert [d.url for d in out if isinstance(d, RawDocument)] == [
+        "https://news.example/0",
+        "https://news.example/2",
+    ]
+    (dead,) = [d for d in out if isinstance(d, DeadLetter)]
+    assert (dead.reason, dead.url) == ("exception", "https://news.example/1")
+    assert dead.source_ref.startswith(str(path) + "@")

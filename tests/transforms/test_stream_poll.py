@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import os
+import socket
 import threading
 
 import pytest
 
 from transforms.feeds import FeedEntry, FeedSource
-from transforms.fetch import Fetcher, FetchPolicy, PageRequest
+from transforms.fetch import PageRequest
 from transforms.poll import (
     FAILED,
     NOT_DUE,
@@ -30,6 +31,7 @@ from transforms.poll import (
     work_key,
 )
 from transforms.schema import UTC, DeadLetter
+from transforms.web.http import Fetcher, FetchPolicy
 
 RSS = (
     b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
@@ -117,6 +119,43 @@ def test_a_failing_feed_is_a_dead_letter_not_an_exception(feed_server):
     assert isinstance(result.dead, DeadLetter)
     assert result.dead.stage == "poll" and result.dead.reason
     assert result.state.polled_at == 5.0  # tried again after the interval, not at once
+
+
+def test_a_down_feed_server_is_a_dead_letter_named_after_what_happened():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    source = FeedSource(url=f"http://127.0.0.1:{port}/feed.xml", poll_interval_s=60)
+    policy = FetchPolicy(allow_networks=("127.0.0.1/32",), min_delay_s=0, retries=0)
+    fetcher = Fetcher(policy)  # robots.txt on: asking for it is what finds the host down
+    try:
+        result = poll_once(fetcher, source, FeedState(), now=5.0, max_entries=10)
+    finally:
+        fetcher.close()
+    assert result.status == FAILED and result.dead is not None
+    assert (result.dead.stage, result.dead.reason) == ("poll", "connection_refused")
+
+
+def test_an_unexpected_error_on_one_feed_is_its_dead_letter_not_the_streams_end(
+    feed_server, monkeypatch
+):
+    import transforms.poll as poll
+
+    def parse_with_a_bug(*args, **kwargs):
+        raise RuntimeError("a bug that only this feed's bytes reach")
+
+    monkeypatch.setattr(poll, "parse_feed", parse_with_a_bug)
+    base, _ = feed_server
+    source = FeedSource(url=f"{base}/feed.xml", poll_interval_s=60)
+    fetcher = _fetcher()
+    try:
+        result = poll_once(fetcher, source, FeedState(), now=5.0, max_entries=10)
+    finally:
+        fetcher.close()
+    assert result.status == FAILED and result.dead is not None
+    assert (result.dead.reason, result.dead.source_ref) == ("exception", source.url)
+    assert result.dead.error_type == "RuntimeError"
+    assert result.state.polled_at == 5.0
 
 
 def test_entry_keys_and_work():
