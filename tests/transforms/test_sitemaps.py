@@ -141,9 +141,11 @@ def test_url_list_lines() -> None:
 @given(st.binary(max_size=2000))
 def test_parse_never_raises_anything_but_sitemap_error(content: bytes) -> None:
     try:
-        parse_sitemap(content, "https://a.example/s.xml")
-    except SitemapError:
-        pass
+        parsed = parse_sitemap(content, "https://a.example/s.xml")
+    except SitemapError as exc:
+        assert exc.reason in {"xml_entities", "bad_sitemap", "not_a_sitemap"}
+        return
+    assert all(e.loc.startswith(("http://", "https://")) for e in parsed.entries)
 
 
 def test_limits_are_checked() -> None:
