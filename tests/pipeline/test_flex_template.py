@@ -1,0 +1,80 @@
+"""The Dataflow Flex Template: its metadata declares exactly the `news-ingest run` flags, and the
+image is set up as a template launcher (no Dataflow job can run here)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from pipeline import batch, cli, flex
+
+ROOT = Path(__file__).resolve().parents[2]
+METADATA = ROOT / "docker" / "flex-template" / "metadata.json"
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+
+
+def run_parser() -> argparse.ArgumentParser:
+    (sub,) = [a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices["run"]
+
+
+def test_metadata_parameters_are_the_run_flags() -> None:
+    meta = json.loads(METADATA.read_text())
+    names = [p["name"] for p in meta["parameters"]]
+    flags = [a.dest for a in run_parser()._actions if a.option_strings and a.dest != "help"]
+    # every run flag but the runner, which the template fixes to Dataflow
+    assert set(flex.FIXED) == {"runner"}
+    assert names == [f for f in flags if f not in flex.FIXED]
+    assert len(names) == len(set(names))
+    for param in meta["parameters"]:
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", param["name"])
+        assert param["label"] and param["helpText"]
+        assert param["isOptional"] is True  # every run flag has a default
+    regexes = {p["name"]: p.get("regexes") for p in meta["parameters"]}
+    assert regexes["run_id"] == [batch.RUN_ID.pattern]
+    assert meta["streaming"] is False
+
+
+def test_parameters_become_run_flags_and_the_rest_goes_to_beam() -> None:
+    argv = flex.run_argv(
+        [
+            "--input=gs://b/in/*.warc.gz,gs://b/more/",
+            "--sitemap=https://news.example/sitemap.xml",
+            "--output=gs://b/out",
+            "--run_id=nightly-1",
+            "--shards=4",
+            "--runner=DataflowRunner",
+            "--project=my-project",
+            "--template_location=gs://b/staging/job.json",
+        ]
+    )
+    args, beam_args = cli.parser().parse_known_args(argv)
+    assert args.command == "run"
+    assert args.input == ["gs://b/in/*.warc.gz", "gs://b/more/"]
+    assert args.sitemap == ["https://news.example/sitemap.xml"]
+    assert (args.output, args.run_id, args.shards, args.runner) == (
+        "gs://b/out",
+        "nightly-1",
+        4,
+        "dataflow",
+    )
+    assert beam_args == ["--project=my-project", "--template_location=gs://b/staging/job.json"]
+
+
+def test_image_is_a_template_launcher_pinned_and_not_root() -> None:
+    text = DOCKERFILE.read_text()
+    py_file = re.search(r"FLEX_TEMPLATE_PYTHON_PY_FILE=(\S+)", text)
+    assert py_file and py_file.group(1) == "/opt/news-ingest/docker/flex-template/main.py"
+    assert "COPY docker/flex-template ./docker/flex-template" in text
+    assert "from pipeline.flex import main" in (ROOT / "docker/flex-template/main.py").read_text()
+    assert "COPY --from=template_launcher /opt/google/dataflow/python_template_launcher" in text
+    # every base image at an exact version (a digest, or a tag that names a release)
+    for image in re.findall(r"^FROM (\S+)", text, re.M):
+        name, _, tag = image.split("@")[0].rpartition(":")
+        assert name and tag and tag != "latest", image
+        assert re.search(r"\d", tag), image
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert text.rstrip().endswith('ENTRYPOINT ["/opt/apache/beam/boot"]')
