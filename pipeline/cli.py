@@ -97,6 +97,9 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     cfg = config.load(args.config, _overrides(args))
     result = batch.run(cfg, args.run_id, beam_args, show_progress=sys.stderr.isatty())
+    if result.launched:
+        print("news-ingest: job staged; it commits the run and writes the manifest itself")
+        return 0
     print("\n".join(manifest.summary_lines(result.manifest)))
     return manifest.exit_code(result.manifest)
 

@@ -246,16 +246,19 @@ def build(
 
 def write(
     outputs: Outputs, output: str, ctx: RunContext, shards: int, index: str | None = None
-) -> None:
-    """Write the three tables (and the run's index entries into ``index``) to staging."""
-    outputs.articles | "WriteArticles" >> WriteTable(
-        "articles", output, ctx.run_id, ctx.article_row, shards
-    )
-    outputs.duplicates | "WriteDuplicates" >> WriteTable(
-        "duplicates", output, ctx.run_id, ctx.duplicate_row, shards
-    )
-    outputs.dead_letters | "WriteDeadLetters" >> WriteTable(
-        "dead_letters", output, ctx.run_id, ctx.dead_letter_row, shards
-    )
+) -> list[beam.PCollection]:
+    """Write the three tables (and the run's index entries into ``index``) to staging; returns
+    the writers' outputs (the files written), which a commit step can wait on."""
+    written = [
+        outputs.articles
+        | "WriteArticles" >> WriteTable("articles", output, ctx.run_id, ctx.article_row, shards),
+        outputs.duplicates
+        | "WriteDuplicates"
+        >> WriteTable("duplicates", output, ctx.run_id, ctx.duplicate_row, shards),
+        outputs.dead_letters
+        | "WriteDeadLetters"
+        >> WriteTable("dead_letters", output, ctx.run_id, ctx.dead_letter_row, shards),
+    ]
     if index is not None and outputs.index is not None:
-        outputs.index | "WriteIndex" >> WriteIndex(index, ctx.run_id, shards)
+        written.append(outputs.index | "WriteIndex" >> WriteIndex(index, ctx.run_id, shards))
+    return written

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from pipeline import batch, cli, flex
+from tests.conftest import read_table, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 METADATA = ROOT / "docker" / "flex-template" / "metadata.json"
@@ -78,3 +79,23 @@ def test_image_is_a_template_launcher_pinned_and_not_root() -> None:
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert text.rstrip().endswith('ENTRYPOINT ["/opt/apache/beam/boot"]')
+
+
+def test_a_template_launch_commits_in_the_job(tmp_path: Path) -> None:
+    """A template launch (the Flex launcher passes --template_location) only stages the job;
+    the commit and the manifest are the job's last step. On the DirectRunner the "job" runs at
+    once, in-process, so its commit can be checked here."""
+    out = tmp_path / "out"
+    done = run_cli(
+        "run", "--input", str(ROOT / "seeds"), "--output", str(out), "--run-id", "flex-1",
+        f"--template_location={tmp_path / 'job.json'}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "job staged" in done.stdout
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["run_id"] == "flex-1"
+    assert manifest["status"] == "succeeded"
+    assert manifest["counts"]["articles"] == 5
+    assert manifest["stages"] == {}  # Beam's counters are not readable inside the job
+    assert read_table(out, "articles").num_rows == 5
+    assert not list((out / "_staging").glob("flex-1/**/*.parquet"))
