@@ -11,12 +11,12 @@ followed to its sitemaps, a ``<urlset>`` gives page URLs, and a Google News site
 A URL list is a text file of page URLs, one per line (blank lines and ``#`` comments
 ignored), read on the launcher; its URLs become page requests without hints.
 
-The parser is lxml with a locked-down parser, not ultimate-sitemap-parser: usp is
-GPL-3.0-or-later, which this Apache-2.0 package cannot take as a dependency, and its local
-parsing (``sitemap_from_str``) cannot be fed bytes fetched by our own client for an index's
-sitemaps anyway. lxml is already a dependency; the parser below resolves no entities, loads
-no DTD and never touches the network, and documents that declare entities are refused before
-it sees them (``transforms.feeds.refuse_entity_declarations``).
+The parser is lxml with a locked-down parser, not ultimate-sitemap-parser. usp could parse
+bytes fetched by our own client (``usp.tree.sitemap_from_str``, or a custom web client), but it
+is licensed GPL-3.0-or-later, which this Apache-2.0 package cannot take as a dependency. lxml
+is already one; the parser below resolves no entities, loads no DTD and never touches the
+network, and documents that declare entities are refused before it sees them
+(``transforms.feeds.refuse_entity_declarations``).
 """
 
 from __future__ import annotations
