@@ -156,9 +156,13 @@ def run(
     if options.view_as(GoogleCloudOptions).template_location:
         # A template launch (a Dataflow Flex Template's launcher): run() only stages the job,
         # which starts after this process has exited, so the commit is the job's last step.
+        marker = os.path.join(sinks.staging_dir(output, run_id), LAUNCH_MARKER)
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "w", encoding="utf-8") as fh:
+            fh.write(run_id)
         _ = (
             p
-            | "StartCommit" >> beam.Create([None])
+            | "StartCommit" >> beam.Create([marker])
             | "CommitRun"
             >> beam.Map(_finish_in_job, finish, *[beam.pvalue.AsList(files) for files in written])
         )
@@ -173,10 +177,23 @@ def run(
     return finish(stage_counters(result), t0)
 
 
-def _finish_in_job(_start: None, finish: Callable[..., RunResult], *_written: list[str]) -> None:
+# Left in a run's staging folder by a template launch; the commit removes the folder with it.
+LAUNCH_MARKER = ".template-launch"
+
+
+def commit_once(marker: str, finish: Callable[..., RunResult]) -> RunResult | None:
+    """``finish`` the run unless it is already committed: the commit removes the staging folder
+    and ``marker`` with it, so a commit step the runner retries after it succeeded (a lost
+    worker) finds no marker and leaves the committed tables alone."""
+    if not os.path.exists(marker):
+        return None
+    return finish({}, None)
+
+
+def _finish_in_job(marker: str, finish: Callable[..., RunResult], *_written: list[str]) -> None:
     """The job's commit step: runs once every table writer is done (their files are its side
     inputs); Beam's counters are not readable from inside the job."""
-    finish({}, None)
+    commit_once(marker, finish)
 
 
 def finish_run(

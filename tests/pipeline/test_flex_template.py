@@ -99,3 +99,22 @@ def test_a_template_launch_commits_in_the_job(tmp_path: Path) -> None:
     assert manifest["stages"] == {}  # Beam's counters are not readable inside the job
     assert read_table(out, "articles").num_rows == 5
     assert not list((out / "_staging").glob("flex-1/**/*.parquet"))
+    # the launch marker went with the staging folder: a retried commit step does nothing
+    marker = out / "_staging" / "flex-1" / batch.LAUNCH_MARKER
+    assert not marker.exists()
+
+
+def test_a_retried_commit_step_leaves_a_committed_run_alone(tmp_path: Path) -> None:
+    calls: list[tuple[object, ...]] = []
+
+    def finish(*args: object) -> batch.RunResult:
+        calls.append(args)
+        return batch.RunResult(manifest={"run_id": "r"}, manifest_path="m")
+
+    marker = tmp_path / batch.LAUNCH_MARKER
+    assert batch.commit_once(str(marker), finish) is None  # already committed: no marker
+    assert calls == []
+    marker.write_text("r")
+    done = batch.commit_once(str(marker), finish)
+    assert done is not None and done.manifest == {"run_id": "r"}
+    assert calls == [({}, None)]
