@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
+import apache_beam as beam
 import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.testing import test_pipeline
+from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,8 +18,10 @@ from transforms.fetch import Fetcher, FetchPolicy
 from transforms.schema import DeadLetter
 from transforms.sitemaps import (
     INDEX,
+    STAGE,
     TEXT,
     URLSET,
+    ExpandSitemaps,
     SitemapEntry,
     SitemapError,
     SitemapLimits,
@@ -189,3 +196,33 @@ def test_expand_follows_indexes_within_limits() -> None:
     assert [(d.reason, d.source_ref) for d in dead] == [("too_deep", srv.url("/deep.xml"))]
     assert srv.hits["/top.xml"] == 1  # listed by itself: read once
     assert "/deep.xml" not in srv.hits
+
+
+def test_expand_sitemaps_transform_on_files(tmp_path: Path) -> None:
+    news = tmp_path / "news.xml.gz"
+    news.write_bytes(gzip.compress(NEWS))
+    sources = [SitemapSource(str(news)), SitemapSource(str(tmp_path / "absent.xml"))]
+    policy = FetchPolicy(allow_networks=("127.0.0.1/32",), min_delay_s=0.0, retries=0)
+    p = test_pipeline.TestPipeline()
+    requests, dead = p | beam.Create(sources) | ExpandSitemaps(policy, SitemapLimits())
+    assert_that(
+        requests
+        | "Requests" >> beam.Map(lambda r: (r.url, r.source_kind, dict(r.hints).get("tags"))),
+        equal_to(
+            [
+                ("https://gazette.example/a.html", "sitemap", ("port", "tempête")),
+                ("https://gazette.example/b.html", "sitemap", None),
+            ]
+        ),
+        label="Requests",
+    )
+    assert_that(
+        dead | "Dead" >> beam.Map(lambda d: (d.stage, d.reason, d.source_ref, d.url)),
+        equal_to([(STAGE, "unreadable", str(tmp_path / "absent.xml"), None)]),
+        label="Dead",
+    )
+    result = p.run()
+    result.wait_until_finish()
+    counters = result.metrics().query(MetricsFilter().with_namespace(STAGE))["counters"]
+    got = {c.key.metric.name: c.committed for c in counters}
+    assert got["urls"] == 2 and got[URLSET] == 1
