@@ -196,3 +196,15 @@ def test_url_list(server: LocalServer, tmp_path: Path) -> None:
     ]
     # only the listed pages: not the default seeds as well
     assert len(articles) + len(dead) == 4
+
+
+def test_bad_discovery_settings_fail_at_start(tmp_path: Path) -> None:
+    missing = run_cli("run", "--urls", str(tmp_path / "none.txt"), "--output", str(tmp_path / "o"))
+    assert missing.returncode == 2
+    assert "discover.url_lists" in missing.stderr and "none.txt" in missing.stderr
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("discover:\n  max_urls: 0\n", encoding="utf-8")
+    bad = run_cli("run", "--config", str(cfg), "--output", str(tmp_path / "o"))
+    assert bad.returncode == 2
+    assert "discover: max_urls must be at least 1" in bad.stderr
+    assert not (tmp_path / "o" / "articles").exists()
