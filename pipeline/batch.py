@@ -6,10 +6,12 @@ import collections
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import apache_beam as beam
@@ -17,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import GoogleCloudOptions
 
 from pipeline import __version__, error_budget, graph, manifest, progress, runners
 from pipeline.config import Config, resolve
@@ -89,6 +92,8 @@ def exclude_ingested(output: str, run_id: str, ids: frozenset[str]) -> int:
 class RunResult:
     manifest: dict[str, Any]
     manifest_path: str
+    # A template launch: the job was staged, and commits and writes the manifest itself.
+    launched: bool = False
 
 
 def run(
@@ -138,14 +143,80 @@ def run(
     ctx = graph.RunContext(run_id=run_id, started_at=started, pipeline_version=__version__)
     p = beam.Pipeline(options=options)
     outputs = graph.build(p, cfg, paths, index_files, run_id)
-    graph.write(outputs, output, ctx, cfg.output.shards, index)
+    written = graph.write(outputs, output, ctx, cfg.output.shards, index)
+    finish = functools.partial(
+        finish_run,
+        cfg,
+        run_id,
+        started,
+        len(paths),
+        index,
+        len(index_files),
+        options.get_all_options(drop_default=True),
+        replay_of=replay_of,
+        exclude_ids=exclude_ids,
+    )
+    if options.view_as(GoogleCloudOptions).template_location:
+        # A template launch (a Dataflow Flex Template's launcher): run() only stages the job,
+        # which starts after this process has exited, so the commit is the job's last step.
+        marker = os.path.join(sinks.staging_dir(output, run_id), LAUNCH_MARKER)
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "w", encoding="utf-8") as fh:
+            fh.write(run_id)
+        _ = (
+            p
+            | "StartCommit" >> beam.Create([marker])
+            | "CommitRun"
+            >> beam.Map(_finish_in_job, finish, *[beam.pvalue.AsList(files) for files in written])
+        )
+        p.run()
+        return RunResult(manifest={}, manifest_path="", launched=True)
     with contextlib.ExitStack() as stack:
         if show_progress and runners.is_local(cfg.runner.name, options):
             reporter = stack.enter_context(progress.Reporter(total=len(paths)))
             outputs.finished | "ReportProgress" >> progress.CountDocuments(reporter.port)
         result = p.run()
         result.wait_until_finish()
+    return finish(stage_counters(result), t0)
 
+
+# Left in a run's staging folder by a template launch; the commit removes the folder with it.
+LAUNCH_MARKER = ".template-launch"
+
+
+def commit_once(marker: str, finish: Callable[..., RunResult]) -> RunResult | None:
+    """``finish`` the run unless it is already committed: the commit removes the staging folder
+    and ``marker`` with it, so a commit step the runner retries after it succeeded (a lost
+    worker) finds no marker and leaves the committed tables alone."""
+    if not os.path.exists(marker):
+        return None
+    return finish({}, None)
+
+
+def _finish_in_job(marker: str, finish: Callable[..., RunResult], *_written: list[str]) -> None:
+    """The job's commit step: runs once every table writer is done (their files are its side
+    inputs); Beam's counters are not readable from inside the job."""
+    commit_once(marker, finish)
+
+
+def finish_run(
+    cfg: Config,
+    run_id: str,
+    started: dt.datetime,
+    inputs: int,
+    index: str | None,
+    index_files: int,
+    options: dict[str, Any],
+    stages: dict[str, dict[str, int]],
+    t0: float | None,
+    *,
+    replay_of: str | None = None,
+    exclude_ids: frozenset[str] = frozenset(),
+) -> RunResult:
+    """Commit a run whose pipeline has finished and write its manifest (on the launcher after
+    the job, or as the job's last step in a template launch). ``t0`` is the launcher's
+    monotonic start time (None: the wall clock since ``started``)."""
+    output = cfg.output.path
     excluded = exclude_ingested(output, run_id, exclude_ids) if exclude_ids else 0
     budget, staged = error_budget.measure(output, run_id, cfg.errors.max_failure_ratio)
     if budget.exceeded:
@@ -162,10 +233,9 @@ def run(
         # never marks an article as a copy of one that was not written.
         sinks.commit_index(index, run_id)
     finished = dt.datetime.now(UTC)
-    seconds = time.monotonic() - t0
+    seconds = time.monotonic() - t0 if t0 is not None else (finished - started).total_seconds()
     counts = {name: 0 for name in TABLES} | manifest.table_counts(files)
     documents = budget.records
-    stages = stage_counters(result)
     body: dict[str, Any] = {
         "run_id": run_id,
         "status": error_budget.STATUS_EXCEEDED if budget.exceeded else "succeeded",
@@ -177,11 +247,11 @@ def run(
         "schema_version": SCHEMA_VERSION,
         "runner": cfg.runner.name,
         "workers": cfg.runner.workers,
-        "options": {k: v for k, v in options.get_all_options(drop_default=True).items()},
+        "options": dict(options),
         "output": output,
         "ingest_date": started.date().isoformat(),
-        "inputs": {"paths": len(paths), "documents": documents, "specs": list(cfg.inputs)},
-        "dedup_index": {"path": index, "files_read": len(index_files)} if index else None,
+        "inputs": {"paths": inputs, "documents": documents, "specs": list(cfg.inputs)},
+        "dedup_index": {"path": index, "files_read": index_files} if index else None,
         "counts": counts,
         "error_budget": budget.as_dict(),
         "stages": stages,

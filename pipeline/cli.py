@@ -23,6 +23,15 @@ def _add_run(sub: Any) -> None:
         metavar="PATH",
         help="file, directory (recursive) or glob; repeatable (default: seeds/)",
     )
+    run.add_argument(
+        "--sitemap",
+        action="append",
+        metavar="URL|FILE",
+        help="sitemap, sitemap index or news sitemap to fetch pages from; repeatable",
+    )
+    run.add_argument(
+        "--urls", action="append", metavar="FILE", help="file of page URLs, one per line"
+    )
     run.add_argument("--output", metavar="DIR", help="output root (default: output/)")
     run.add_argument("--config", metavar="FILE", help="YAML file overlaying configs/default.yaml")
     run.add_argument("--workers", type=int, metavar="N", help="worker processes (default 1)")
@@ -66,6 +75,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     over: dict[str, Any] = {}
     if args.input:
         over["inputs"] = list(args.input)
+    elif args.sitemap or args.urls:
+        over["inputs"] = []  # pages to fetch were named: not the default seeds as well
+    if args.sitemap:
+        over.setdefault("discover", {})["sitemaps"] = list(args.sitemap)
+    if args.urls:
+        over.setdefault("discover", {})["url_lists"] = list(args.urls)
     if args.output:
         over.setdefault("output", {})["path"] = args.output
     if args.shards is not None:
@@ -82,6 +97,9 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     cfg = config.load(args.config, _overrides(args))
     result = batch.run(cfg, args.run_id, beam_args, show_progress=sys.stderr.isatty())
+    if result.launched:
+        print("news-ingest: job staged; it commits the run and writes the manifest itself")
+        return 0
     print("\n".join(manifest.summary_lines(result.manifest)))
     return manifest.exit_code(result.manifest)
 
@@ -205,6 +223,9 @@ def parser() -> argparse.ArgumentParser:
     _add_eval_extraction(sub)
     _add_eval_cleaning(sub)
     _add_load(sub)
+    from pipeline import schema_cmd
+
+    schema_cmd.add_parser(sub)
     return top
 
 

@@ -20,6 +20,7 @@ from transforms.web.http import FetchPolicy
 
 if typing.TYPE_CHECKING:
     from transforms.dedup import NearParams
+    from transforms.sitemaps import SitemapLimits
     from transforms.stories import StoryParams
 
 HOME = Path(os.environ.get("NEWS_INGEST_HOME", Path(__file__).resolve().parents[1]))
@@ -68,6 +69,19 @@ class FeedsConfig:
     fetch_pages: bool = True
     max_entries: int = 1000
     state_dir: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscoverConfig:
+    """Sitemaps and URL lists read by a run: their pages are fetched like feed entries'."""
+
+    # Sitemaps, sitemap indexes or news sitemaps: http(s) URLs or files, gzip'd or not.
+    sitemaps: tuple[str, ...] = ()
+    # Files of page URLs, one per line.
+    url_lists: tuple[str, ...] = ()
+    max_depth: int = 3
+    max_sitemaps: int = 1000
+    max_urls: int = 50_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +153,7 @@ class Config:
     # the section is the fetch policy itself (one set of defaults, checked by its __post_init__)
     fetch: FetchPolicy = FetchPolicy()
     feeds: FeedsConfig = FeedsConfig()
+    discover: DiscoverConfig = DiscoverConfig()
     dedup: DedupConfig = DedupConfig()
     stories: StoriesConfig = StoriesConfig()
     errors: ErrorsConfig = ErrorsConfig()
@@ -251,6 +266,7 @@ def validate(cfg: Config) -> Config:
     feed_sources(cfg)
     if cfg.feeds.max_entries < 1:
         raise ConfigError("feeds.max_entries: must be at least 1")
+    sitemap_limits(cfg)
     if not cfg.clean.rules:
         raise ConfigError("clean.rules: a default rule pack is required")
     _validate_stream(cfg)
@@ -308,6 +324,17 @@ def feed_sources(cfg: Config) -> list[FeedSource]:
         return [feed_source(f, f"feeds.sources[{i}]") for i, f in enumerate(cfg.feeds.sources)]
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def sitemap_limits(cfg: Config) -> SitemapLimits:
+    """How far the ``discover`` section's sitemaps are followed (bodies capped as fetches are)."""
+    from transforms.sitemaps import SitemapLimits
+
+    d = cfg.discover
+    try:
+        return SitemapLimits(cfg.fetch.max_bytes, d.max_depth, d.max_sitemaps, d.max_urls)
+    except ValueError as exc:
+        raise ConfigError(f"discover: {exc}") from exc
 
 
 def params_of(cls: type[T], section: Any) -> T:

@@ -16,6 +16,7 @@ from pipeline.config import (
     near_params,
     params_of,
     resolve,
+    sitemap_limits,
     story_params,
 )
 from transforms import schema
@@ -23,11 +24,12 @@ from transforms.clean import Clean
 from transforms.dedup import Deduplicate
 from transforms.extract import Extract, ExtractOptions
 from transforms.feeds import EntriesToWork, FeedSource, PollFeeds, feed_source, load_feed_list
-from transforms.fetch import FetchPages
+from transforms.fetch import FetchPages, PageRequest
 from transforms.normalize import Normalize
 from transforms.rulepack import RulePack, RulePackError, load_pack, load_packs
 from transforms.schema import SOURCE_FEED, Article, DeadLetter, Duplicate
 from transforms.sinks import ReadIndex, WriteIndex, WriteTable
+from transforms.sitemaps import ExpandSitemaps, SitemapSource, load_url_list
 from transforms.sources import FEED_LIST, ReadSources, kind_of
 from transforms.stories import AssignStories, StoryOfDuplicates
 
@@ -104,22 +106,79 @@ def feed_inputs(cfg: Config, paths: list[str]) -> list[FeedSource]:
     return sorted(set(feeds), key=lambda f: (f.url, repr(f)))
 
 
-def _feed_documents(
-    p: beam.Pipeline, cfg: Config, feeds: list[FeedSource]
+@dataclasses.dataclass(frozen=True)
+class Discovery:
+    """The sitemaps of a run and the page requests of its URL lists, listed on the launcher."""
+
+    sitemaps: tuple[SitemapSource, ...] = ()
+    requests: tuple[PageRequest, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.sitemaps or self.requests)
+
+
+def discovery_inputs(cfg: Config) -> Discovery:
+    """The ``discover`` section's sitemaps and URL lists (the lists read now, at start).
+
+    Raises:
+        ConfigError: a URL list cannot be read.
+    """
+    requests: list[PageRequest] = []
+    for path in cfg.discover.url_lists:
+        try:
+            requests.extend(load_url_list(resolve(path), cfg.read.max_bytes))
+        except ValueError as exc:
+            raise ConfigError(f"discover.url_lists: {exc}") from exc
+    sources = {SitemapSource(s if "://" in s else resolve(s)) for s in cfg.discover.sitemaps}
+    return Discovery(tuple(sorted(sources, key=lambda s: s.url)), tuple(requests))
+
+
+def _discovered_requests(
+    p: beam.Pipeline, cfg: Config, discovery: Discovery
 ) -> tuple[beam.PCollection, list[beam.PCollection]]:
-    """Feeds -> entries -> fetched pages (or the entries' own content) as RawDocuments."""
-    policy = fetch_policy(cfg)
-    entries, poll_dead = (
+    """Sitemaps -> page requests, plus the URL lists' requests: they then take the feed
+    entries' path, through the same FetchPages (one fetcher per host for all of them)."""
+    listed = p | "ListedUrls" >> beam.Create(list(discovery.requests))
+    if not discovery.sitemaps:
+        return listed, []
+    found, sitemap_dead = (
         p
-        | "ListedFeeds" >> beam.Create(feeds)
-        | "PollFeeds"
-        >> PollFeeds(policy, cfg.read.max_bytes, cfg.feeds.max_entries, cfg.feeds.state_dir)
+        | "ListedSitemaps" >> beam.Create(list(discovery.sitemaps))
+        | "ExpandSitemaps" >> ExpandSitemaps(fetch_policy(cfg), sitemap_limits(cfg))
     )
-    work, entry_dead = entries | "FeedEntries" >> EntriesToWork(cfg.feeds.fetch_pages)
-    if not cfg.feeds.fetch_pages:
-        return work, [poll_dead, entry_dead]
-    pages, fetch_dead = work | "FetchPages" >> FetchPages(policy)
-    return pages, [poll_dead, entry_dead, fetch_dead]
+    return (listed, found) | "DiscoveredPages" >> beam.Flatten(), [sitemap_dead]
+
+
+def _feed_documents(
+    p: beam.Pipeline, cfg: Config, feeds: list[FeedSource], discovery: Discovery = Discovery()
+) -> tuple[beam.PCollection, list[beam.PCollection]]:
+    """Feeds -> entries -> fetched pages (or the entries' own content) as RawDocuments, and
+    the pages of sitemaps and URL lists."""
+    policy = fetch_policy(cfg)
+    requests, dead = _discovered_requests(p, cfg, discovery) if discovery else (None, [])
+    docs = None
+    if feeds:
+        entries, poll_dead = (
+            p
+            | "ListedFeeds" >> beam.Create(feeds)
+            | "PollFeeds"
+            >> PollFeeds(policy, cfg.read.max_bytes, cfg.feeds.max_entries, cfg.feeds.state_dir)
+        )
+        work, entry_dead = entries | "FeedEntries" >> EntriesToWork(cfg.feeds.fetch_pages)
+        dead += [poll_dead, entry_dead]
+        if not cfg.feeds.fetch_pages:
+            docs = work
+        elif requests is None:
+            requests = work
+        else:
+            requests = (requests, work) | "AllPageRequests" >> beam.Flatten()
+    if requests is None:
+        return docs, dead
+    pages, fetch_dead = requests | "FetchPages" >> FetchPages(policy)
+    dead.append(fetch_dead)
+    if docs is not None:
+        pages = (docs, pages) | "FeedAndFetchedDocuments" >> beam.Flatten()
+    return pages, dead
 
 
 def rule_packs(cfg: Config) -> tuple[RulePack, tuple[RulePack, ...]]:
@@ -146,12 +205,13 @@ def build(
     """
     files = [path for path in paths if kind_of(path) not in (SOURCE_FEED, FEED_LIST)]
     feeds = feed_inputs(cfg, paths)
+    discovery = discovery_inputs(cfg)
     read_ok, read_dead = (
         p | "ListedInputs" >> beam.Create(files) | "Read" >> ReadSources(cfg.read.max_bytes)
     )
     early_dead = [read_dead]
-    if feeds:
-        feed_docs, feed_dead = _feed_documents(p, cfg, feeds)
+    if feeds or discovery:
+        feed_docs, feed_dead = _feed_documents(p, cfg, feeds, discovery)
         read_ok = (read_ok, feed_docs) | "AllDocuments" >> beam.Flatten()
         early_dead += feed_dead
     extracted, extract_dead = read_ok | "Extract" >> Extract(
@@ -186,16 +246,19 @@ def build(
 
 def write(
     outputs: Outputs, output: str, ctx: RunContext, shards: int, index: str | None = None
-) -> None:
-    """Write the three tables (and the run's index entries into ``index``) to staging."""
-    outputs.articles | "WriteArticles" >> WriteTable(
-        "articles", output, ctx.run_id, ctx.article_row, shards
-    )
-    outputs.duplicates | "WriteDuplicates" >> WriteTable(
-        "duplicates", output, ctx.run_id, ctx.duplicate_row, shards
-    )
-    outputs.dead_letters | "WriteDeadLetters" >> WriteTable(
-        "dead_letters", output, ctx.run_id, ctx.dead_letter_row, shards
-    )
+) -> list[beam.PCollection]:
+    """Write the three tables (and the run's index entries into ``index``) to staging; returns
+    the writers' outputs (the files written), which a commit step can wait on."""
+    written = [
+        outputs.articles
+        | "WriteArticles" >> WriteTable("articles", output, ctx.run_id, ctx.article_row, shards),
+        outputs.duplicates
+        | "WriteDuplicates"
+        >> WriteTable("duplicates", output, ctx.run_id, ctx.duplicate_row, shards),
+        outputs.dead_letters
+        | "WriteDeadLetters"
+        >> WriteTable("dead_letters", output, ctx.run_id, ctx.dead_letter_row, shards),
+    ]
     if index is not None and outputs.index is not None:
-        outputs.index | "WriteIndex" >> WriteIndex(index, ctx.run_id, shards)
+        written.append(outputs.index | "WriteIndex" >> WriteIndex(index, ctx.run_id, shards))
+    return written

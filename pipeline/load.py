@@ -5,6 +5,11 @@ same output twice, or an output that holds several runs, leaves one row per key:
 latest run (by ``ingested_at``, then ``run_id``). ``duplicates`` is keyed by
 ``(article_id, source_ref)``: copies found under the same URL share an ``article_id``, and each
 copy is a row of its own.
+
+The tables are created from the Arrow schemas (``pipeline.schema_cmd.duckdb_ddl``): the merge
+key is the primary key, a non-null Arrow field is ``NOT NULL``, and every column carries its
+description (``COMMENT ON COLUMN``). A table made by an older ``load`` without those is rebuilt
+with them on the next load.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import dataclasses
 import os
 from typing import Any
 
+from pipeline.schema_cmd import duckdb_ddl
 from transforms import sinks
 from transforms.schema import ROW_ID, TABLES
 
@@ -41,18 +47,50 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _has_primary_key(con: Any, name: str) -> bool | None:
+    """Whether table ``name`` has a primary key; None when there is no such table."""
+    (tables,) = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
+    ).fetchone()
+    if not tables:
+        return None
+    (keys,) = con.execute(
+        "SELECT count(*) FROM duckdb_constraints() "
+        "WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'",
+        [name],
+    ).fetchone()
+    return bool(keys)
+
+
+def create_table(con: Any, name: str) -> None:
+    """Create table ``name`` with its primary key, NOT NULL columns and comments; an existing
+    table without a primary key (made by an older load) is rebuilt so, keeping its rows."""
+    ddl = duckdb_ddl(name, TABLES[name], KEYS[name])
+    if _has_primary_key(con, name) is False:
+        old = _quote(f"{name}__before_keys")
+        con.execute(f"ALTER TABLE {_quote(name)} RENAME TO {old}")
+        con.execute(ddl[0])
+        con.execute(f"INSERT INTO {_quote(name)} BY NAME SELECT * FROM {old}")
+        con.execute(f"DROP TABLE {old}")
+    else:
+        con.execute(ddl[0])
+    for statement in ddl[1:]:
+        con.execute(statement)
+
+
 def _merge_table(con: Any, name: str, files: list[str]) -> TableLoad:
     keys = KEYS[name]
     key_list = ", ".join(_quote(k) for k in keys)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE incoming AS "
-        "SELECT * FROM read_parquet(?, union_by_name = true) "
+        "SELECT * FROM read_parquet(?, union_by_name = true, hive_partitioning = true, "
+        "hive_types = {'ingest_date': DATE}) "
         f"QUALIFY row_number() OVER (PARTITION BY {key_list} "
         "ORDER BY ingested_at DESC, run_id DESC) = 1",
         [files],
     )
     (rows_in,) = con.execute("SELECT count(*) FROM incoming").fetchone()
-    con.execute(f"CREATE TABLE IF NOT EXISTS {_quote(name)} AS SELECT * FROM incoming LIMIT 0")
+    create_table(con, name)
     match = " AND ".join(f"t.{_quote(k)} IS NOT DISTINCT FROM i.{_quote(k)}" for k in keys)
     (replaced,) = con.execute(
         f"DELETE FROM {_quote(name)} t WHERE EXISTS (SELECT 1 FROM incoming i WHERE {match})"

@@ -160,7 +160,7 @@ ARTICLE_FIELDS: list[pa.Field] = [
     _field(
         "source_kind",
         pa.string(),
-        "text | html | feed | warc: how the document entered the pipeline.",
+        "text | html | feed | sitemap | url | warc: how the document entered the pipeline.",
         False,
     ),
     _field(

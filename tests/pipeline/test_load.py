@@ -132,3 +132,57 @@ def test_load_without_output_fails_clearly(tmp_path: Path) -> None:
     done = run_cli("load", "--duckdb", str(tmp_path / "x.duckdb"), "--output", str(tmp_path))
     assert done.returncode == 2
     assert "no committed Parquet" in done.stderr
+
+
+def test_tables_have_keys_not_null_and_comments(two_runs: Path, tmp_path: Path) -> None:
+    db = tmp_path / "news.duckdb"
+    load_duckdb(str(db), str(two_runs))
+    with duckdb.connect(str(db)) as con:
+        keys = dict(
+            con.execute(
+                "SELECT table_name, constraint_column_names FROM duckdb_constraints() "
+                "WHERE constraint_type = 'PRIMARY KEY'"
+            ).fetchall()
+        )
+        assert keys == {name: list(cols) for name, cols in KEYS.items()}
+        columns = {
+            (t, c): (nullable, comment)
+            for t, c, nullable, comment in con.execute(
+                "SELECT table_name, column_name, is_nullable, comment FROM duckdb_columns() "
+                "WHERE NOT internal"
+            ).fetchall()
+        }
+        for name, table_schema in schema.TABLES.items():
+            for field in table_schema:
+                nullable, comment = columns[(name, field.name)]
+                assert nullable == field.nullable, (name, field.name)
+                assert comment == field.metadata[b"description"].decode(), (name, field.name)
+        assert columns[("articles", "ingest_date")][0] is False
+        # The primary key holds: the same article again is refused, and so is a null text.
+        with pytest.raises(duckdb.ConstraintException, match="primary key"):
+            con.execute("INSERT INTO articles SELECT * FROM articles LIMIT 1")
+        with pytest.raises(duckdb.ConstraintException, match="NOT NULL"):
+            con.execute(
+                "INSERT INTO articles BY NAME SELECT 'new-id' AS article_id, NULL AS text, "
+                "* EXCLUDE (article_id, text) FROM articles LIMIT 1"
+            )
+
+
+def test_a_table_without_keys_is_rebuilt_with_them(two_runs: Path, tmp_path: Path) -> None:
+    db = tmp_path / "news.duckdb"
+    files = sinks.committed_files(str(two_runs), "dead_letters", "run-a")
+    with duckdb.connect(str(db)) as con:  # as an older `load` made it: no keys, no comments
+        con.execute(
+            "CREATE TABLE dead_letters AS SELECT * FROM read_parquet(?, hive_partitioning = true)",
+            [files],
+        )
+        (before,) = con.execute("SELECT count(*) FROM dead_letters").fetchone()
+    load_duckdb(str(db), str(two_runs), "run-b")
+    with duckdb.connect(str(db), read_only=True) as con:
+        (pk,) = con.execute(
+            "SELECT constraint_column_names FROM duckdb_constraints() "
+            "WHERE table_name = 'dead_letters' AND constraint_type = 'PRIMARY KEY'"
+        ).fetchone()
+        (after,) = con.execute("SELECT count(*) FROM dead_letters").fetchone()
+    assert pk == ["dead_letter_id"]
+    assert before > 0 and after == before  # run-b has the same dead letters: replaced, kept
