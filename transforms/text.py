@@ -23,12 +23,14 @@ _TOKEN = regex.compile(
     rf"[{_SPACELESS}]\p{{M}}*"  # one character of a spaceless script, with its marks
     rf"|(?:(?![{_SPACELESS}])[\w\p{{M}}])+"  # a word of any other script
 )
-_SPACE = regex.compile(r"\s+")
+# Spaces as ``str.split`` sees them: Unicode White_Space and the C0 separators U+001C-U+001F.
+_SPACE_CLASS = r"\s\x1c-\x1f"
+_SPACE = regex.compile(rf"[{_SPACE_CLASS}]+")
 _SPACELESS_CHAR = regex.compile(rf"[{_SPACELESS}]")
 _WORD_CHAR = regex.compile(r"[\w\p{M}]")
 # What ``word_count`` counts: a character of a spaceless script, or a run of other non-space
 # characters (kept whole, so that punctuation inside a word does not split it).
-_COUNTED = regex.compile(rf"[{_SPACELESS}]\p{{M}}*|(?:(?![{_SPACELESS}])\S)+")
+_COUNTED = regex.compile(rf"[{_SPACELESS}]\p{{M}}*|[^{_SPACE_CLASS}{_SPACELESS}]+")
 
 
 def words(text: str | None) -> list[str]:
