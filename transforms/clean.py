@@ -27,7 +27,7 @@ from dateutil import parser as date_parser
 from transforms.rulepack import LIST_FIELDS, CompiledRule, RulePack, compile_pack
 from transforms.schema import UTC, Article, DeadLetter
 from transforms.stage import ApplyStage, rejection
-from transforms.text import word_count, words
+from transforms.text import joins_without_space, word_count, words
 
 STAGE = "clean"
 
@@ -330,7 +330,7 @@ def unwrap(text: str, zipf: ZipfFn) -> tuple[list[str], list[str]]:
             elif how == "dehyphen":
                 fired.append(RULE_HYPHENATED)
                 current = current[:-1] + line
-            elif how == "hyphen":
+            elif how == "hyphen" or joins_without_space(current, line):
                 current = current + line
             else:
                 current = current + " " + line

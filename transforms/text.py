@@ -27,6 +27,7 @@ _TOKEN = regex.compile(
 _SPACE_CLASS = r"\s\x1c-\x1f"
 _SPACE = regex.compile(rf"[{_SPACE_CLASS}]+")
 _SPACELESS_CHAR = regex.compile(rf"[{_SPACELESS}]")
+_SPACELESS_END = regex.compile(rf"[{_SPACELESS}]\p{{M}}*$")
 _WORD_CHAR = regex.compile(r"[\w\p{M}]")
 # What ``word_count`` counts: a character of a spaceless script, or a run of other non-space
 # characters (kept whole, so that punctuation inside a word does not split it).
@@ -67,6 +68,12 @@ def shingles(text: str | None, size: int) -> list[tuple[str, ...]]:
         raise ValueError(f"shingle size must be at least 1, got {size}")
     tokens = words(text)
     return [tuple(tokens[i : i + size]) for i in range(len(tokens) - size + 1)]
+
+
+def joins_without_space(left: str, right: str) -> bool:
+    """Whether ``left`` ends and ``right`` starts in a script written without spaces, so that
+    a line break between them joins the two without one ("中文" + "新闻" -> "中文新闻")."""
+    return bool(_SPACELESS_END.search(left) and _SPACELESS_CHAR.match(right))
 
 
 def lead(text: str, count: int) -> str:

@@ -15,14 +15,21 @@ import pytest
 
 from pipeline import config
 from pipeline.graph import extract_options, rule_packs
-from transforms.clean import RuleSet, clean_article, drop_repeated_paragraphs, fix_unicode
+from transforms.clean import (
+    RuleSet,
+    clean_article,
+    drop_repeated_paragraphs,
+    english_zipf,
+    fix_unicode,
+    unwrap,
+)
 from transforms.dedup import MinHasher, NearParams, estimated_jaccard, shingle_set
 from transforms.extract import extract, prune_blocks
 from transforms.normalize import content_hash, load_language_identifier, normalize_article
 from transforms.schema import Article, DeadLetter
 from transforms.sources import read_path
 from transforms.stories import story_terms
-from transforms.text import lead, link_density, shingles, word_count, words
+from transforms.text import joins_without_space, lead, link_density, shingles, word_count, words
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,6 +115,14 @@ def test_shingles_are_token_tuples_in_order():
         shingles("a", 0)
 
 
+def test_joins_without_space_only_between_spaceless_scripts():
+    assert joins_without_space("中文", "新闻")
+    assert joins_without_space("ภาษา", "ไทย")
+    assert not joins_without_space("中文。", "新闻")
+    assert not joins_without_space("English", "新闻")
+    assert not joins_without_space("한국어", "문장")
+
+
 def test_lead_ends_after_the_nth_token():
     assert lead("One two, three four.", 3) == "One two, three"
     assert lead("中文新闻 English", 2) == "中文"
@@ -148,6 +163,28 @@ def test_repeated_block_keeps_the_same_characters_in_other_sentences():
     # "。" ends a sentence as "." does: the same words broken into other sentences stay.
     a, b = "他来了。我走了。你也走吧。", "他来了，我走了，你也走吧。"
     assert drop_repeated_paragraphs([a, b], min_words=3) == ([a, b], 0)
+
+
+def test_hard_wrapped_chinese_is_joined_without_spaces():
+    lines = [
+        "河北农业大学果树专业九三级毕业生十五年如一",
+        "日资助贫困学生事迹感人至深引起强烈反响如今",
+        "向河北农大果树毕业生群体学习的热潮正在全省",
+        "各地深入开展。",
+    ]
+    paragraphs, fired = unwrap("\n".join(lines), english_zipf)
+    assert paragraphs == ["".join(lines)]
+    assert fired == ["repair_hard_wrap"]
+
+
+def test_chinese_paragraphs_ending_in_a_full_stop_are_not_a_hard_wrap():
+    # trafilatura puts one paragraph on each line; "。" ends them as "." does.
+    lines = [
+        "六月三日上午，话剧全省各市巡演活动来到张家口。",
+        "演出结束后，观众久久不愿离去，纷纷上台合影。",
+        "如今，学习的热潮正在全省各地深入开展起来。",
+    ]
+    assert unwrap("\n".join(lines), english_zipf) == (lines, [])
 
 
 def test_story_lead_counts_characters_in_chinese():
