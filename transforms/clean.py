@@ -87,7 +87,8 @@ class Cleaned:
 
 
 def fix_unicode(text: str) -> str:
-    """Mojibake repair and NFC (ftfy; curly quotes are kept), unified line ends, no NUL."""
+    """Mojibake repair and NFC (ftfy; curly quotes and character widths are kept), unified line
+    ends, no NUL."""
     return ftfy.fix_text(text.replace("\x00", ""), _FTFY)
 
 
