@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from transforms.clean import DEFAULT_MIN_REPEAT_WORDS
 from transforms.feeds import FeedSource, feed_source
 from transforms.web.http import FetchPolicy
 
@@ -56,6 +57,7 @@ class ExtractConfig:
 @dataclasses.dataclass(frozen=True)
 class CleanConfig:
     min_words: int = 1
+    min_repeat_words: int = DEFAULT_MIN_REPEAT_WORDS
     # The default rule pack, and a directory of per-source packs ("" for none).
     rules: str = "configs/boilerplate.yaml"
     packs: str = "configs/packs"
@@ -263,6 +265,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("read.max_bytes: must be positive")
     if cfg.clean.min_words < 1:
         raise ConfigError("clean.min_words: must be at least 1")
+    if cfg.clean.min_repeat_words < 1:
+        raise ConfigError("clean.min_repeat_words: must be at least 1")
     feed_sources(cfg)
     if cfg.feeds.max_entries < 1:
         raise ConfigError("feeds.max_entries: must be at least 1")

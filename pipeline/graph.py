@@ -219,7 +219,7 @@ def build(
     )
     default_pack, source_packs = rule_packs(cfg)
     cleaned, clean_dead = extracted | "Clean" >> Clean(
-        default_pack, source_packs, cfg.clean.min_words
+        default_pack, source_packs, cfg.clean.min_words, cfg.clean.min_repeat_words
     )
     normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
     index = p | "ReadIndex" >> ReadIndex(index_files, run_id) if index_files else None

@@ -153,7 +153,7 @@ def build_stream(
     )
     default_pack, source_packs = graph.rule_packs(cfg)
     cleaned, clean_dead = extracted | "Clean" >> Clean(
-        default_pack, source_packs, cfg.clean.min_words
+        default_pack, source_packs, cfg.clean.min_words, cfg.clean.min_repeat_words
     )
     normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
     kept, duplicates = (

@@ -27,6 +27,7 @@ from dateutil import parser as date_parser
 from transforms.rulepack import LIST_FIELDS, CompiledRule, RulePack, compile_pack
 from transforms.schema import UTC, Article, DeadLetter
 from transforms.stage import ApplyStage, rejection
+from transforms.text import joins_without_space, word_count, words
 
 STAGE = "clean"
 
@@ -47,12 +48,14 @@ MIN_WORD_ZIPF = 3.0
 _MAX_ROUNDS = 200
 _MAX_PASSES = 4
 
-_FTFY = ftfy.TextFixerConfig(uncurl_quotes=False, explain=False)
-_TERMINAL = '.!?…:;"”’»)]'
+# Full-width punctuation ("，", "：", "！", "（") and half-width katakana are how CJK text is
+# written: ftfy's width fix would turn them into ASCII and full-width letters, so it is off
+# (its NFC normalization is kept; NFKC would do the same as the width fix).
+_FTFY = ftfy.TextFixerConfig(uncurl_quotes=False, fix_character_width=False, explain=False)
+_TERMINAL = '.!?…:;"”’»)]。！？；：」』）】؟۔।'
 _LEFT_WORD = re.compile(r"([^\W\d_]+)$")
 _RIGHT_WORD = re.compile(r"^([^\W\d_]+)")
 _SPACES = re.compile(r"[^\S\n]+")
-_WORDS = re.compile(r"\w+")
 _TITLE_SEP = re.compile(r"\s+\|\s+")
 
 ZipfFn = Callable[[str], float]
@@ -84,7 +87,8 @@ class Cleaned:
 
 
 def fix_unicode(text: str) -> str:
-    """Mojibake repair and NFC (ftfy; curly quotes are kept), unified line ends, no NUL."""
+    """Mojibake repair and NFC (ftfy; curly quotes and character widths are kept), unified line
+    ends, no NUL."""
     return ftfy.fix_text(text.replace("\x00", ""), _FTFY)
 
 
@@ -98,12 +102,13 @@ def normalize_lines(text: str) -> str:
     return "\n".join(out).strip("\n")
 
 
-_REPEAT_TOKENS = re.compile(r"\w+|[.!?]+")
+# Sentence ends (after NFKC, which maps "！" and "？" to ASCII): Latin, CJK, Arabic, Devanagari.
+_SENTENCE_ENDS = re.compile(r"[.!?。؟।]+")
 
 
 def paragraph_key(paragraph: str) -> str:
     """Comparison key of a paragraph: its words, casefolded (punctuation and spacing ignored)."""
-    return " ".join(_WORDS.findall(unicodedata.normalize("NFKC", paragraph).casefold()))
+    return " ".join(words(unicodedata.normalize("NFKC", paragraph)))
 
 
 def repeat_key(paragraph: str) -> str:
@@ -113,10 +118,15 @@ def repeat_key(paragraph: str) -> str:
     "here!" match): two paragraphs with the same words broken into different sentences are
     different text, and dropping one would lose sentences. Empty for a paragraph without words.
     """
-    if not _WORDS.search(paragraph):
+    if not word_count(paragraph):
         return ""
-    tokens = _REPEAT_TOKENS.findall(unicodedata.normalize("NFKC", paragraph).casefold())
-    return " ".join("." if t[0] in ".!?" else t for t in tokens)
+    sentences = _SENTENCE_ENDS.split(unicodedata.normalize("NFKC", paragraph))
+    tokens: list[str] = []
+    for i, sentence in enumerate(sentences):
+        tokens += words(sentence)
+        if i < len(sentences) - 1:
+            tokens.append(".")
+    return " ".join(tokens)
 
 
 def drop_repeated_paragraphs(
@@ -130,7 +140,8 @@ def drop_repeated_paragraphs(
     in place ("A", "A") loses its second copy. Copies apart from each other are kept: an
     interview asks each guest the same question, a meal plan repeats a dish under another
     heading, a spec list repeats features under another product. A run counts only when one of
-    its paragraphs has ``min_words`` words ("Yes." / "Yes." stays).
+    its paragraphs has ``min_words`` words ("Yes." / "Yes." stays), counted by
+    ``transforms.text.word_count`` (characters in Chinese, Japanese, Thai ...).
 
     Args:
         paragraphs: The paragraphs of one document, in order.
@@ -140,6 +151,7 @@ def drop_repeated_paragraphs(
         The kept paragraphs in order, and how many were dropped.
     """
     keys = [repeat_key(p) for p in paragraphs]
+    counts = [word_count(p) for p in paragraphs]
     kept: list[str] = []
     kept_keys: list[str] = []
     dropped = 0
@@ -151,7 +163,7 @@ def drop_repeated_paragraphs(
             for length in range(min(len(kept_keys), len(keys) - i), 0, -1):
                 if kept_keys[-length] != keys[i] or keys[i : i + length] != kept_keys[-length:]:
                     continue
-                if any(len(k.split()) >= min_words for k in keys[i : i + length]):
+                if max(counts[i : i + length]) >= min_words:
                     size = length
                     break
         if size:
@@ -192,9 +204,9 @@ def split_title(title: str, site_name: str | None = None) -> tuple[str, str | No
         parts = [p for p in parts if not _same_site(p, site_name)] or parts[:1]
     if not parts:
         return title.strip(), None
-    main = max(parts, key=lambda p: len(p.split()))
+    main = max(parts, key=word_count)
     others = [p for p in parts if p is not main]
-    section = others[0] if others and len(others[0].split()) <= 4 else None
+    section = others[0] if others and word_count(others[0]) <= 4 else None
     return main, section
 
 
@@ -220,8 +232,7 @@ def _clean_value(value: str) -> str:
 
 
 def _looks_like_title(line: str, repeated: bool) -> bool:
-    words = line.split()
-    if not 2 <= len(words) <= 30 or len(line) > 250:
+    if not 2 <= word_count(line) <= 30 or len(line) > 250:
         return False
     if not (line[0].isupper() or line[0].isdigit() or line[0] in "\"“‘'"):
         return False
@@ -320,7 +331,7 @@ def unwrap(text: str, zipf: ZipfFn) -> tuple[list[str], list[str]]:
             elif how == "dehyphen":
                 fired.append(RULE_HYPHENATED)
                 current = current[:-1] + line
-            elif how == "hyphen":
+            elif how == "hyphen" or joins_without_space(current, line):
                 current = current + line
             else:
                 current = current + " " + line
@@ -594,7 +605,7 @@ def clean_article(article: Article, rules: RuleSet, min_words: int = 1) -> Artic
     more = rules.select(article.url, known + (cleaned.publisher, cleaned.distributor))
     if set(more) - set(selected):
         cleaned = rules.cleaner_for(more).clean(article.text, title, article.site_name)
-    if len(cleaned.text.split()) < min_words:
+    if word_count(cleaned.text) < min_words:
         return rejection(article, STAGE, "empty_text", "no article text left after cleaning")
     section = article.section
     if title:
@@ -619,14 +630,21 @@ def clean_article(article: Article, rules: RuleSet, min_words: int = 1) -> Artic
 
 
 class _Clean(beam.DoFn):
-    def __init__(self, default: RulePack, sources: tuple[RulePack, ...], min_words: int):
+    def __init__(
+        self,
+        default: RulePack,
+        sources: tuple[RulePack, ...],
+        min_words: int,
+        min_repeat_words: int,
+    ):
         self.default = default
         self.sources = sources
         self.min_words = min_words
+        self.min_repeat_words = min_repeat_words
         self.rules: RuleSet | None = None
 
     def setup(self) -> None:
-        self.rules = RuleSet(self.default, self.sources)
+        self.rules = RuleSet(self.default, self.sources, min_repeat_words=self.min_repeat_words)
         english_zipf("the")  # load the word list now, not on the first article
 
     def process(self, article: Article) -> Iterable[Article | DeadLetter]:
@@ -645,12 +663,22 @@ class Clean(beam.PTransform):
         default: The default rule pack (applies to every article).
         sources: Per-source packs, chosen by URL host or publisher/distributor.
         min_words: Articles with fewer words left are rejected (reason ``empty_text``).
+        min_repeat_words: A run of paragraphs repeated back to back is dropped only when one of
+            them has this many words (``drop_repeated_paragraphs``).
     """
 
-    def __init__(self, default: RulePack, sources: Sequence[RulePack] = (), min_words: int = 1):
+    def __init__(
+        self,
+        default: RulePack,
+        sources: Sequence[RulePack] = (),
+        min_words: int = 1,
+        min_repeat_words: int = DEFAULT_MIN_REPEAT_WORDS,
+    ):
         super().__init__()
         if min_words < 1:
             raise ValueError(f"min_words must be at least 1, got {min_words}")
+        if min_repeat_words < 1:
+            raise ValueError(f"min_repeat_words must be at least 1, got {min_repeat_words}")
         for pack in (default, *sources):
             compile_pack(pack)  # fail while the graph is built, naming the bad rule
         names = [p.name for p in sources]
@@ -659,7 +687,8 @@ class Clean(beam.PTransform):
         self.default = default
         self.sources = tuple(sources)
         self.min_words = min_words
+        self.min_repeat_words = min_repeat_words
 
     def expand(self, articles):  # type: ignore[no-untyped-def]
-        dofn = _Clean(self.default, self.sources, self.min_words)
+        dofn = _Clean(self.default, self.sources, self.min_words, self.min_repeat_words)
         return articles | "CleanText" >> ApplyStage(STAGE, dofn)

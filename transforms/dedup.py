@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -35,6 +34,7 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
 from transforms.schema import DEDUP_EXACT, DEDUP_NEAR, DEDUP_URL, UTC, Article, Duplicate
+from transforms.text import words
 
 STAGE = "dedup"
 DUPLICATES = "duplicates"
@@ -44,7 +44,6 @@ INDEXED = "indexed"
 ENGINE = "rensa-0.5"
 SIGNATURE_DTYPE = np.dtype("<u4")
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 _FAR_FUTURE = 2**62
 
 
@@ -120,13 +119,9 @@ class NearParams:
 # Shingles, signatures, band keys, verification
 
 
-def words(text: str) -> list[str]:
-    """The words of a text, case-folded (punctuation, spacing and line breaks do not count)."""
-    return _WORD.findall(text.casefold())
-
-
 def shingle_set(text: str, size: int = 5) -> set[str]:
-    """The distinct word ``size``-shingles of a text; a shorter text is one shingle."""
+    """The distinct ``size``-token shingles of a text (``transforms.text``: words, and
+    characters of scripts without spaces); a shorter text is one shingle."""
     tokens = words(text)
     if len(tokens) <= size:
         return {" ".join(tokens)} if tokens else set()

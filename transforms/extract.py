@@ -50,6 +50,8 @@ from transforms.schema import (
     stable_id,
 )
 from transforms.stage import ApplyStage, rejection
+from transforms.text import link_density, words
+from transforms.text import shingles as text_shingles
 from transforms.web.charsets import decode
 from transforms.web.urls import canonical_link
 
@@ -57,8 +59,7 @@ STAGE = "extract"
 
 DEFAULT_TIMEOUT_S = 30.0
 
-# Word tokens and the shingle size of the benchmark's metric (and of the agreement rules).
-_WORD = re.compile(r"\w+", re.UNICODE)
+# The shingle size of the benchmark's metric (and of the agreement rules).
 SHINGLE = 4
 
 # trafilatura's output elements that hold one block of text each.
@@ -79,7 +80,7 @@ class ExtractOptions:
         favor_precision: trafilatura's own precision mode.
         include_tables: keep text from HTML tables.
         drop_title_block: drop body blocks that repeat the title.
-        max_link_density: drop blocks whose share of words inside links is above this
+        max_link_density: drop blocks whose share of characters inside links is above this
             (None keeps them all).
         second_opinion: consult readability and drop blocks it does not contain.
         min_agreement: the share of trafilatura's shingles readability must also find before
@@ -131,15 +132,9 @@ def looks_binary(text: str) -> bool:
     return bad / len(sample) > 0.05
 
 
-def words(text: str | None) -> list[str]:
-    """The lower-cased ``\\w+`` tokens of a text."""
-    return _WORD.findall((text or "").lower())
-
-
 def shingles(text: str | None, size: int = SHINGLE) -> Counter[tuple[str, ...]]:
-    """The multiset of ``size``-token shingles of a text (case-folded)."""
-    toks = words(text)
-    return Counter(tuple(toks[i : i + size]) for i in range(len(toks) - size + 1))
+    """The multiset of ``size``-token shingles of a text (the one tokenizer, case-folded)."""
+    return Counter(text_shingles(text, size))
 
 
 def is_html(raw: RawDocument) -> bool:
@@ -303,7 +298,8 @@ def prune_blocks(body: Any, title: str | None, max_link_density: float | None) -
     Args:
         body: ``Document.body`` of ``bare_extraction(..., include_links=True)``.
         title: the page title; a block with exactly its words is dropped (None: no check).
-        max_link_density: drop blocks with a larger share of words inside ``<ref>`` links.
+        max_link_density: drop blocks with a larger share of their non-space characters
+            inside ``<ref>`` links (characters, so that it means the same in every script).
 
     Returns:
         The rule names that removed something (``title_block``, ``link_dense``).
@@ -321,8 +317,8 @@ def prune_blocks(body: Any, title: str | None, max_link_density: float | None) -
             fired.append("title_block")
             continue
         if max_link_density is not None:
-            linked = sum(len(words(_block_text(ref))) for ref in element.iter("ref"))
-            if linked / len(block) > max_link_density:
+            linked = (_block_text(ref) for ref in element.iter("ref"))
+            if link_density(_block_text(element), linked) > max_link_density:
                 _remove(element)
                 fired.append("link_dense")
     # Links were only kept to measure density; the text keeps their words.

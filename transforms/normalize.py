@@ -18,6 +18,7 @@ import apache_beam as beam
 
 from transforms.schema import UTC, Article, DeadLetter
 from transforms.stage import ApplyStage
+from transforms.text import word_count, words
 from transforms.web.urls import canonicalize_url
 
 STAGE = "normalize"
@@ -29,7 +30,6 @@ MIN_LANGUAGE_WORDS = 3
 # that has one. Any other three-letter label (e.g. "zxx", no linguistic content) yields None.
 _MACROLANGUAGE = {"arz": "ar", "ary": "ar", "yue": "zh", "wuu": "zh", "uzs": "uz", "gug": "gn"}
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 _SPACE = re.compile(r"\s+")
 
 
@@ -45,14 +45,10 @@ def load_language_identifier() -> LanguageIdentifier:
     return identifier
 
 
-def word_count(text: str) -> int:
-    return len(text.split())
-
-
 def content_hash(text: str) -> str:
     """Hash of the text with case, punctuation and spacing folded: equal words, equal hash."""
-    words = _WORD.findall(unicodedata.normalize("NFC", text).casefold())
-    return hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=16).hexdigest()
+    tokens = words(unicodedata.normalize("NFC", text))
+    return hashlib.blake2b(" ".join(tokens).encode("utf-8"), digest_size=16).hexdigest()
 
 
 def identify_language(
@@ -61,7 +57,7 @@ def identify_language(
     min_confidence: float = DEFAULT_MIN_LANGUAGE_CONFIDENCE,
 ) -> str | None:
     """ISO 639-1 code of ``text``, or None when the text is too short or the model unsure."""
-    if len(text.split()) < MIN_LANGUAGE_WORDS:
+    if word_count(text) < MIN_LANGUAGE_WORDS:
         return None
     label, probability = identifier.classify(text)
     if probability < min_confidence:

@@ -199,7 +199,12 @@ ARTICLE_FIELDS: list[pa.Field] = [
     _field("image_url", pa.string(), "Lead image URL from page or feed metadata."),
     _field("categories", _STRLIST, "Categories from page or feed metadata.", False),
     _field("tags", _STRLIST, "Tags from page or feed metadata.", False),
-    _field("word_count", pa.int32(), "Number of words in text.", False),
+    _field(
+        "word_count",
+        pa.int32(),
+        "Number of words in text; characters in scripts without spaces (Chinese, Japanese, Thai).",
+        False,
+    ),
     _field("content_hash", pa.string(), "Hash of the normalized text: equal text, equal hash."),
     _field("story_id", pa.string(), "Id shared by articles about the same event."),
     _field("rules_fired", _STRLIST, "Names of the cleaning rules that changed this text.", False),

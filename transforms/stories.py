@@ -31,6 +31,7 @@ from apache_beam.metrics import Metrics
 
 from transforms.dedup import SIGNATURE_DTYPE, UnionFind, check_banding
 from transforms.schema import UTC, Article, Duplicate, stable_id
+from transforms.text import lead as text_lead
 
 STAGE = "stories"
 
@@ -94,7 +95,7 @@ def _fold(word: str) -> str:
 
 def story_terms(title: str | None, text: str, lead_words: int = 200) -> frozenset[str]:
     """The names in the title and the first ``lead_words`` words of the text."""
-    lead = " ".join(text.split()[:lead_words])
+    lead = text_lead(text, lead_words)
     terms: set[str] = set()
     for source in (title or "", lead):
         for match in _NAME.finditer(source):

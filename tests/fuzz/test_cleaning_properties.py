@@ -25,6 +25,7 @@ from transforms.clean import (
 from transforms.normalize import content_hash, normalize_article, tidy, word_count
 from transforms.rulepack import load_pack, load_packs
 from transforms.schema import UTC, Article
+from transforms.text import words
 
 ROOT = Path(__file__).resolve().parents[2]
 FUZZ = settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
@@ -103,7 +104,9 @@ def test_clean_text_never_raises(rules, text):
 def test_content_hash_ignores_spacing_and_ascii_case(text):
     assert content_hash(text) == content_hash(normalize_lines(text.replace("\n", "  \n ")))
     assert content_hash(text) == content_hash(text.encode().upper().decode())
-    assert word_count(text) == len(text.split())
+    # A word never spans a space, and every word counted holds at least one token.
+    assert word_count(text) == sum(word_count(chunk) for chunk in text.split())
+    assert word_count(text) <= len(words(text))
 
 
 @FUZZ

@@ -52,6 +52,7 @@ def test_user_file_and_overrides_overlay_defaults(tmp_path):
         ("read:\n  max_bytes: lots\n", "read.max_bytes: expected int"),
         ("runner:\n  name: spark\n", "unknown runner"),
         ("runner:\n  workers: 0\n", "runner.workers"),
+        ("clean:\n  min_repeat_words: 0\n", "clean.min_repeat_words"),
         ("inputs: seeds\n", "inputs: expected a list"),
         ("- a\n- b\n", "mapping at the top level"),
         ("a: [\n", "not valid YAML"),

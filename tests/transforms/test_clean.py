@@ -480,6 +480,8 @@ def test_clean_transform_fails_at_construction_on_a_bad_pack():
         Clean(broken)
     with pytest.raises(ValueError, match="min_words"):
         Clean(bad, min_words=0)
+    with pytest.raises(ValueError, match="min_repeat_words"):
+        Clean(bad, min_repeat_words=0)
 
 
 def test_same_words_broken_into_other_sentences_are_not_a_repeat():
