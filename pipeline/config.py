@@ -17,6 +17,7 @@ import yaml
 
 from transforms.feeds import FeedSource, feed_source
 from transforms.fetch import FetchPolicy
+from transforms.normalize import NormalizeOptions
 
 if typing.TYPE_CHECKING:
     from transforms.dedup import NearParams
@@ -136,6 +137,8 @@ class Config:
     read: ReadConfig = ReadConfig()
     extract: ExtractConfig = ExtractConfig()
     clean: CleanConfig = CleanConfig()
+    # the section is the normalize stage's options (checked by their __post_init__)
+    normalize: NormalizeOptions = NormalizeOptions()
     # the section is the fetch policy itself (one set of defaults, checked by its __post_init__)
     fetch: FetchPolicy = FetchPolicy()
     feeds: FeedsConfig = FeedsConfig()

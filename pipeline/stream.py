@@ -154,7 +154,7 @@ def build_stream(
     cleaned, clean_dead = extracted | "Clean" >> Clean(
         default_pack, source_packs, cfg.clean.min_words
     )
-    normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
+    normalized, normalize_dead = cleaned | "Normalize" >> Normalize(cfg.normalize)
     kept, duplicates = (
         normalized
         | "EventTime" >> AssignEventTime()

@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 import apache_beam as beam
 import ftfy
 from apache_beam.metrics import Metrics
-from dateutil import parser as date_parser
 
+from transforms.dates import Published, article_fields, parse_published
 from transforms.rulepack import LIST_FIELDS, CompiledRule, RulePack, compile_pack
-from transforms.schema import UTC, Article, DeadLetter
+from transforms.schema import Article, DeadLetter
 from transforms.stage import ApplyStage, rejection
 
 STAGE = "clean"
@@ -71,13 +71,17 @@ class Cleaned:
 
     text: str
     rules_fired: tuple[str, ...] = ()
-    published_at: dt.datetime | None = None
+    published: Published | None = None
     dateline: str | None = None
     publisher: str | None = None
     distributor: str | None = None
     credits: tuple[str, ...] = ()
     title: str | None = None
     section: str | None = None
+
+    @property
+    def published_at(self) -> dt.datetime | None:
+        return self.published.at if self.published else None
 
 
 # --- small pure helpers ---------------------------------------------------------------------
@@ -196,22 +200,6 @@ def split_title(title: str, site_name: str | None = None) -> tuple[str, str | No
     others = [p for p in parts if p is not main]
     section = others[0] if others and len(others[0].split()) <= 4 else None
     return main, section
-
-
-def parse_published(value: str) -> dt.datetime | None:
-    """A date or date-time string as UTC; a date without a time is midnight UTC.
-
-    Returns None when the string is not a plausible date.
-    """
-    try:
-        parsed = date_parser.parse(value, fuzzy=False)
-    except (ValueError, OverflowError):
-        return None
-    if not 1900 <= parsed.year <= 2200:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _clean_value(value: str) -> str:
@@ -515,7 +503,7 @@ class Cleaner:
     def _result(self, text: str, state: _State) -> Cleaned:
         published = None
         for value in state.values.get("published_at", []):
-            published = parse_published(value)
+            published = parse_published(value)  # a date header has day precision
             if published is not None:
                 break
         credits: dict[str, str] = {}
@@ -525,7 +513,7 @@ class Cleaner:
         return Cleaned(
             text=text,
             rules_fired=tuple(state.fired),
-            published_at=published,
+            published=published,
             dateline=state.first("dateline"),
             publisher=self._canonical(state.first("publisher")),
             distributor=self._canonical(state.first("distributor")),
@@ -601,12 +589,13 @@ def clean_article(article: Article, rules: RuleSet, min_words: int = 1) -> Artic
         title, title_section = split_title(title, article.site_name)
         section = section or title_section
     fired = dict.fromkeys(article.rules_fired + cleaned.rules_fired)
+    published = {} if article.published_at else article_fields(cleaned.published)
     return dataclasses.replace(
         article,
+        **published,
         text=cleaned.text,
         title=title or cleaned.title,
         section=section or cleaned.section,
-        published_at=article.published_at or cleaned.published_at,
         dateline=article.dateline or cleaned.dateline,
         publisher=article.publisher or cleaned.publisher,
         distributor=article.distributor or cleaned.distributor,
