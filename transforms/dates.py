@@ -333,6 +333,17 @@ def labelled_published(tree: Any) -> Published | None:
     return None
 
 
+def htmldate_day(html: str, url: str | None) -> Published | None:
+    """The day ``htmldate.find_date(html, original_date=True)`` finds (given the HTML text:
+    on trafilatura's parsed tree it finds another day on some pages), or None."""
+    import htmldate
+
+    try:
+        return parse_published(htmldate.find_date(html, original_date=True, url=url))
+    except Exception:  # htmldate fails on pages it cannot parse: no evidence then
+        return None
+
+
 def choose_published(
     labelled: Published | None, structured: Published | None, day: Published | None
 ) -> Published | None:
@@ -341,7 +352,7 @@ def choose_published(
     Args:
         labelled: the date the visible text labels as the publication date.
         structured: the page's structured date (``structured_published``).
-        day: the day htmldate found (``find_date(original_date=True)``, as trafilatura runs it).
+        day: the day htmldate found (``htmldate_day``).
 
     A labelled date comes first; then the structured date when it names its own zone (or no
     zone at all: a local time), or is a bare date; then htmldate's day. A timestamp in UTC
@@ -356,12 +367,6 @@ def choose_published(
         else:
             chosen = day
     return prefer_precise(chosen, structured)
-
-
-def page_published(tree: Any, found_day: str | None) -> Published | None:
-    """A page's publication date with its offset and precision (see ``choose_published``)."""
-    day = parse_published(found_day) if found_day else None
-    return choose_published(labelled_published(tree), structured_published(tree), day)
 
 
 def article_fields(found: Published | None) -> dict[str, Any]:

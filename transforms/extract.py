@@ -46,6 +46,7 @@ from transforms.dates import (
     Published,
     article_fields,
     choose_published,
+    htmldate_day,
     labelled_published,
     parse_published,
     prefer_precise,
@@ -458,7 +459,7 @@ def extract_html(raw: RawDocument, options: ExtractOptions | None = None) -> Art
     if not text.strip():
         return rejection(raw, STAGE, "no_article", "no article text found in the page")
     hints = _hint_fields(raw)
-    page_date = choose_published(labelled, structured, parse_published(doc.date))
+    page_date = choose_published(labelled, structured, htmldate_day(html, raw.url))
     return Article(
         article_id=article_id_for(raw),
         source_kind=raw.source_kind,
