@@ -13,7 +13,6 @@ Pure functions and the ``Cleaner`` (compiled rules) come first; the Beam wrapper
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -78,10 +77,6 @@ class Cleaned:
     credits: tuple[str, ...] = ()
     title: str | None = None
     section: str | None = None
-
-    @property
-    def published_at(self) -> dt.datetime | None:
-        return self.published.at if self.published else None
 
 
 # --- small pure helpers ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import email.utils
+import json
 import re
 import warnings
 from typing import Any
@@ -30,6 +31,7 @@ MAX_YEAR = 2200
 MAX_OFFSET_MIN = 24 * 60
 
 _DATE_ONLY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_DOTTED_DATE = re.compile(r"(?<!\d)\d{1,2}\.\s?\d{1,2}\.\s?\d{2,4}(?!\d)")
 _COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 # "+0200" or "+02" after a time, which fromisoformat in 3.11 reads only as "+02:00"
 _OFFSET_TAIL = re.compile(r"\s*([+-])(\d{2}):?(\d{2})?$")
@@ -112,11 +114,13 @@ def _free_form(text: str) -> Published | None:
 
     first = dt.datetime(2000, 1, 1, 0, 0, 0)
     second = dt.datetime(2001, 2, 2, 1, 1, 1)
+    # "05.01.2022" is the 5th of January wherever dots separate the parts
+    dayfirst = bool(_DOTTED_DATE.search(text))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # unknown zone names: the time is kept without one
-            a = parser.parse(text, default=first)
-            b = parser.parse(text, default=second)
+            a = parser.parse(text, default=first, dayfirst=dayfirst)
+            b = parser.parse(text, default=second, dayfirst=dayfirst)
     except (ValueError, OverflowError, TypeError):
         return None
     if a.date() != b.date():  # year, month or day missing: not a publication date
@@ -200,8 +204,6 @@ _META_XPATH = "//meta[@content][{}]".format(
 
 def _json_ld_published(tree: Any) -> list[str]:
     """Every ``datePublished`` of the page's JSON-LD, in document order."""
-    import json
-
     found: list[str] = []
     for script in tree.xpath("//script[@type='application/ld+json']/text()"):
         try:
@@ -226,7 +228,8 @@ def structured_published(tree: Any) -> Published | None:
     JSON-LD ``datePublished``, ``article:published_time`` and kin), with its offset."""
     values: list[str] = []
     for element in tree.xpath(_ITEMPROP_PUBLISHED):
-        values.extend(element.get(a) or "" for a in ("datetime", "content"))
+        given = [element.get(a) or "" for a in ("datetime", "content")]
+        values.extend(given if any(given) else [element.text_content()])
     values.extend(_json_ld_published(tree))
     for name in _META_PUBLISHED:
         values.extend(str(v) for v in tree.xpath(_META_XPATH + "/@content", name=name))
@@ -283,10 +286,22 @@ _PUBLISHED_LABEL = re.compile(
 _INVISIBLE = frozenset({"script", "style", "noscript", "template", "head", "title"})
 
 
+# A weekday may stand between the label and the date ("Published: Tuesday, 5 March 2024");
+# abbreviations only with their dot or comma ("Di., 25.01.2022").
+_WEEKDAY = re.compile(
+    r"(?:(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|montag|dienstag|mittwoch"
+    r"|donnerstag|freitag|samstag|sonntag|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche"
+    r"|lunes|martes|miércoles|jueves|viernes|sábado|domingo),?"
+    r"|(?:mon|tue|wed|thu|fri|sat|sun|mo|di|mi|do|fr|sa|so)[.,]{1,2})\s+",
+    re.I,
+)
+
+
 def parse_label_date(text: str) -> Published | None:
-    """The date at the very start of ``text`` (what follows a "published" label), day
-    precision; None when the text does not start with one."""
-    match = _LABEL_DATE.match(text)
+    """The date at the very start of ``text`` (what follows a "published" label, perhaps after
+    a weekday), day precision; None when the text does not start with one."""
+    weekday = _WEEKDAY.match(text)
+    match = _LABEL_DATE.match(text, weekday.end() if weekday else 0)
     if match is None:
         return None
     groups = match.groupdict()

@@ -43,7 +43,6 @@ from apache_beam.metrics import Metrics
 from lxml import etree
 
 from transforms.dates import (
-    Published,
     article_fields,
     choose_published,
     htmldate_day,
@@ -266,11 +265,6 @@ def _names(value: Any) -> tuple[str, ...]:
     return author_names(str(a) for a in items)
 
 
-def _published(page: Published | None, hint: Published | None) -> Published | None:
-    # A feed's timestamp is more precise than a date-only page value of the same day.
-    return prefer_precise(page, hint) if page is not None else hint
-
-
 # ---------------------------------------------------------------------------------------------
 # Precision rules on trafilatura's output tree
 
@@ -468,7 +462,8 @@ def extract_html(raw: RawDocument, options: ExtractOptions | None = None) -> Art
         canonical_url=canonical,
         title=doc.title or raw.hint("title"),
         text=text,
-        **article_fields(_published(page_date, parse_published(raw.hint("published")))),
+        # a feed's timestamp refines a date-only page value of the same day
+        **article_fields(prefer_precise(page_date, parse_published(raw.hint("published")))),
         publisher=hints["publisher"],
         authors=_names(doc.author) or hints["authors"],
         language=language or hints["language"],

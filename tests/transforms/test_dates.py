@@ -66,6 +66,8 @@ def fields(article: Article) -> tuple[dt.datetime | None, int | None, str | None
             "second",
         ),
         ("October 28, 2024", dt.datetime(2024, 10, 28, tzinfo=UTC), None, "day"),
+        # dots separate day, month, year in that order
+        ("05.01.2022 14:45", dt.datetime(2022, 1, 5, 14, 45, tzinfo=UTC), None, "second"),
     ],
 )
 def test_parse_published_keeps_offset_and_precision(value, at, offset, precision):
@@ -132,6 +134,8 @@ def test_from_fields_of_a_timestamp_without_precision_is_a_full_timestamp():
         ("March 5th, 2020 by", dt.date(2020, 3, 5)),
         ("5 de mayo de 2021", dt.date(2021, 5, 5)),
         ("2023-11-07 15:03:30", dt.date(2023, 11, 7)),
+        ("Tuesday, 5 March 2024", dt.date(2024, 3, 5)),
+        ("Di., 25.01.2022 - 14:45", dt.date(2022, 1, 25)),
         ("by David 21. Juli 2017", None),
         ("31/08/2019", None),  # day and month order unknown
         ("31.02.2019", None),
