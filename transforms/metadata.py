@@ -90,7 +90,8 @@ def clean_author(value: str) -> str | None:
     name = " ".join(tokens).strip(" ,;:|-–—")
     if not name or name.casefold() in _PLACEHOLDERS or not any(c.isalpha() for c in name):
         return None
-    # a role line ("Court Reporter", "AP Sports Writer") leaves one word that is no name
+    # a role line ("Court Reporter", "AP Sports Writer") leaves one word that is no name; the
+    # price is a surname that is a role word ("Jane Reporter"), far rarer in bylines
     role = any(t.strip(".,:;|()").casefold() in _ROLES for t in stripped)
     if role and len(tokens) == 1:
         return None
