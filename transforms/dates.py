@@ -121,7 +121,8 @@ def _free_form(text: str) -> Published | None:
             warnings.simplefilter("ignore")  # unknown zone names: the time is kept without one
             a = parser.parse(text, default=first, dayfirst=dayfirst)
             b = parser.parse(text, default=second, dayfirst=dayfirst)
-    except (ValueError, OverflowError, TypeError):
+    # dateutil raises decimal.InvalidOperation (an ArithmeticError) on huge seconds fractions
+    except (ValueError, ArithmeticError, TypeError):
         return None
     if a.date() != b.date():  # year, month or day missing: not a publication date
         return None

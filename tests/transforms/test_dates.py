@@ -74,7 +74,10 @@ def test_parse_published_keeps_offset_and_precision(value, at, offset, precision
     assert parse_published(value) == Published(at, offset, precision)
 
 
-@pytest.mark.parametrize("value", ["last Tuesday", "October 2024", "2024", "", None, "1e9"])
+@pytest.mark.parametrize(
+    "value",
+    ["last Tuesday", "October 2024", "2024", "", None, "1e9", "0:10000000000000000000000000000"],
+)
 def test_parse_published_rejects_what_is_not_a_day(value):
     assert parse_published(value) is None
 
