@@ -41,8 +41,11 @@ _ROLES = _word_set(
     editor-at-large contributor contributors columnist columnists journalist photographer
     national political security sports senior chief report reports team desk newsdesk editorial
     redakteur redakteurin korrespondent korrespondentin journaliste periodista
-    published posted updated says wrote
     """
+)
+# Words of the byline around the name ("Published", a comment form's "says").
+_BYLINE_WORDS = _word_set(
+    "published posted updated says wrote publié publiée publicado veröffentlicht"
 )
 # Whole entries that are no name at all.
 _PLACEHOLDERS = frozenset({"unknown", "no author", "name", "author", "admin", "follow", "datum"})
@@ -57,14 +60,19 @@ _BIO = re.compile(r"\s+(?:is|was|ist)\s+(?:a|an|the|ein|eine)\b.*$", re.I)
 _DATE_TOKEN = re.compile(r"^\d{1,4}(?:[./:-]\d{1,4})*(?:st|nd|rd|th)?[.,]?$", re.I)
 
 
-def _noise(token: str) -> bool:
+# Little words left between a name and a trailing date ("... am 12.03.2024", "publié le").
+_CONNECTORS = frozenset({"and", "&", "-", "–", "—", "|", "at", "on", "am", "le", "el"})
+
+
+def _noise(token: str, trailing: bool) -> bool:
     word = token.strip(".,:;|()[]").casefold()
     return (
         not word
         or word in _CALENDAR
         or word in _ROLES
+        or word in _BYLINE_WORDS
         or bool(_DATE_TOKEN.match(word))
-        or word in ("and", "&", "-", "–", "—", "|", "at", "on", "am", "le")
+        or (trailing and word in _CONNECTORS)
     )
 
 
@@ -83,9 +91,9 @@ def clean_author(value: str) -> str | None:
     name = _BIO.sub("", _LEAD.sub("", name))
     tokens = name.split()
     stripped: list[str] = []
-    while tokens and _noise(tokens[-1]):
+    while tokens and _noise(tokens[-1], trailing=True):
         stripped.append(tokens.pop())
-    while tokens and _noise(tokens[0]):
+    while tokens and _noise(tokens[0], trailing=False):
         stripped.append(tokens.pop(0))
     name = " ".join(tokens).strip(" ,;:|-–—")
     if not name or name.casefold() in _PLACEHOLDERS or not any(c.isalpha() for c in name):

@@ -51,6 +51,8 @@ def identifier():
         ("Theresa May", "Theresa May"),
         ("Jan Kupitz", "Jan Kupitz"),
         ("April Ryan", "April Ryan"),
+        ("Le Monde", "Le Monde"),
+        ("Par AFP publié le", "AFP"),
     ],
 )
 def test_clean_author(value, expected):
