@@ -17,6 +17,7 @@ import yaml
 
 from transforms.clean import DEFAULT_MIN_REPEAT_WORDS
 from transforms.feeds import FeedSource, feed_source
+from transforms.normalize import NormalizeOptions
 from transforms.web.http import FetchPolicy
 
 if typing.TYPE_CHECKING:
@@ -152,6 +153,8 @@ class Config:
     read: ReadConfig = ReadConfig()
     extract: ExtractConfig = ExtractConfig()
     clean: CleanConfig = CleanConfig()
+    # the section is the normalize stage's options (checked by their __post_init__)
+    normalize: NormalizeOptions = NormalizeOptions()
     # the section is the fetch policy itself (one set of defaults, checked by its __post_init__)
     fetch: FetchPolicy = FetchPolicy()
     feeds: FeedsConfig = FeedsConfig()

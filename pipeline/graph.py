@@ -221,7 +221,7 @@ def build(
     cleaned, clean_dead = extracted | "Clean" >> Clean(
         default_pack, source_packs, cfg.clean.min_words, cfg.clean.min_repeat_words
     )
-    normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
+    normalized, normalize_dead = cleaned | "Normalize" >> Normalize(cfg.normalize)
     index = p | "ReadIndex" >> ReadIndex(index_files, run_id) if index_files else None
     kept, duplicates, indexed = normalized | "Deduplicate" >> Deduplicate(
         near_params(cfg), near=cfg.dedup.near, index=index

@@ -155,7 +155,7 @@ def build_stream(
     cleaned, clean_dead = extracted | "Clean" >> Clean(
         default_pack, source_packs, cfg.clean.min_words, cfg.clean.min_repeat_words
     )
-    normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
+    normalized, normalize_dead = cleaned | "Normalize" >> Normalize(cfg.normalize)
     kept, duplicates = (
         normalized
         | "EventTime" >> AssignEventTime()

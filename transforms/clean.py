@@ -13,7 +13,6 @@ Pure functions and the ``Cleaner`` (compiled rules) come first; the Beam wrapper
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -22,10 +21,10 @@ from urllib.parse import urlsplit
 import apache_beam as beam
 import ftfy
 from apache_beam.metrics import Metrics
-from dateutil import parser as date_parser
 
+from transforms.dates import Published, article_fields, parse_published
 from transforms.rulepack import LIST_FIELDS, CompiledRule, RulePack, compile_pack
-from transforms.schema import UTC, Article, DeadLetter
+from transforms.schema import Article, DeadLetter
 from transforms.stage import ApplyStage, rejection
 from transforms.text import joins_without_space, word_count, words
 
@@ -74,7 +73,7 @@ class Cleaned:
 
     text: str
     rules_fired: tuple[str, ...] = ()
-    published_at: dt.datetime | None = None
+    published: Published | None = None
     dateline: str | None = None
     publisher: str | None = None
     distributor: str | None = None
@@ -208,22 +207,6 @@ def split_title(title: str, site_name: str | None = None) -> tuple[str, str | No
     others = [p for p in parts if p is not main]
     section = others[0] if others and word_count(others[0]) <= 4 else None
     return main, section
-
-
-def parse_published(value: str) -> dt.datetime | None:
-    """A date or date-time string as UTC; a date without a time is midnight UTC.
-
-    Returns None when the string is not a plausible date.
-    """
-    try:
-        parsed = date_parser.parse(value, fuzzy=False)
-    except (ValueError, OverflowError):
-        return None
-    if not 1900 <= parsed.year <= 2200:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _clean_value(value: str) -> str:
@@ -526,7 +509,7 @@ class Cleaner:
     def _result(self, text: str, state: _State) -> Cleaned:
         published = None
         for value in state.values.get("published_at", []):
-            published = parse_published(value)
+            published = parse_published(value)  # a date header has day precision
             if published is not None:
                 break
         credits: dict[str, str] = {}
@@ -536,7 +519,7 @@ class Cleaner:
         return Cleaned(
             text=text,
             rules_fired=tuple(state.fired),
-            published_at=published,
+            published=published,
             dateline=state.first("dateline"),
             publisher=self._canonical(state.first("publisher")),
             distributor=self._canonical(state.first("distributor")),
@@ -612,12 +595,13 @@ def clean_article(article: Article, rules: RuleSet, min_words: int = 1) -> Artic
         title, title_section = split_title(title, article.site_name)
         section = section or title_section
     fired = dict.fromkeys(article.rules_fired + cleaned.rules_fired)
+    published = {} if article.published_at else article_fields(cleaned.published)
     return dataclasses.replace(
         article,
+        **published,
         text=cleaned.text,
         title=title or cleaned.title,
         section=section or cleaned.section,
-        published_at=article.published_at or cleaned.published_at,
         dateline=article.dateline or cleaned.dateline,
         publisher=article.publisher or cleaned.publisher,
         distributor=article.distributor or cleaned.distributor,

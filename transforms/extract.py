@@ -10,7 +10,9 @@ article-extraction benchmark (README, "Extraction quality"):
 * a second extractor (readability) is consulted where the two disagree: when they agree on
   the page as a whole, a block that readability does not contain at all is dropped.
 
-Page metadata comes first; the hints a source attached (feed entry fields) fill the gaps.
+Page metadata comes first; the hints a source attached (feed entry fields) fill the gaps, and
+a source's categories and tags are added to the page's. The publication date keeps the
+source's offset and precision (``transforms.dates``).
 Cleaning and metadata normalization happen in later stages.
 
 One pathological page must not stall a worker, and two measures see to it. Beam's
@@ -27,9 +29,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime as dt
 import hashlib
-import json
 import os
 import re
 from collections import Counter
@@ -40,10 +40,19 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from lxml import etree
 
+from transforms.dates import (
+    article_fields,
+    choose_published,
+    htmldate_day,
+    labelled_published,
+    parse_published,
+    prefer_precise,
+    structured_published,
+)
+from transforms.metadata import author_names, merge_labels, split_labels
 from transforms.schema import (
     SOURCE_HTML,
     SOURCE_TEXT,
-    UTC,
     Article,
     DeadLetter,
     RawDocument,
@@ -184,91 +193,12 @@ def language_code(value: str | None) -> str | None:
     return code if re.fullmatch(r"[a-z]{2,3}", code) else None
 
 
-_PUBLISHED_XPATHS = [
-    "//meta[@property='article:published_time']/@content",
-    "//meta[@property='og:published_time']/@content",
-    "//meta[@itemprop='datePublished']/@content",
-    "//*[@itemprop='datePublished']/@datetime",
-    "//meta[@name='parsely-pub-date']/@content",
-    "//meta[@name='pubdate']/@content",
-    "//meta[@name='publish-date']/@content",
-]
-
-
-def parse_datetime(value: Any) -> dt.datetime | None:
-    """An ISO 8601 string or datetime as an aware UTC datetime (naive means UTC); else None."""
-    if isinstance(value, dt.datetime):
-        parsed = value
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = dt.datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    else:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _json_ld_published(tree: Any) -> str | None:
-    for script in tree.xpath("//script[@type='application/ld+json']/text()"):
-        try:
-            data = json.loads(script)
-        except ValueError:
-            continue
-        stack = [data]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, list):
-                stack.extend(item)
-            elif isinstance(item, dict):
-                value = item.get("datePublished")
-                if isinstance(value, str) and value.strip():
-                    return value
-                stack.extend(v for v in item.values() if isinstance(v, (list, dict)))
-    return None
-
-
-def published_time(tree: Any, day: str | None) -> dt.datetime | None:
-    """Publication time: a full timestamp from the page's metadata when it agrees with the day
-    trafilatura found (htmldate), else that day at midnight UTC."""
-    raw = _first(tree, _PUBLISHED_XPATHS) or _json_ld_published(tree)
-    found = parse_datetime(raw)
-    day_value = parse_datetime(day)
-    if found is None or day_value is None:
-        return found or day_value
-    # near midnight the page's own calendar day differs from the UTC day
-    local_day = parse_datetime(raw[:10]) if raw else None
-    days = {found.date()} | ({local_day.date()} if local_day else set())
-    return found if day_value.date() in days else day_value
-
-
 def _names(value: Any) -> tuple[str, ...]:
-    """Author names from a ``;``-separated string or a list."""
+    """Author names from a ``;``-separated string or a list, cleaned of what is not a name."""
     if not value:
         return ()
     items = value if isinstance(value, (list, tuple)) else str(value).split(";")
-    return tuple(dict.fromkeys(str(a).strip() for a in items if str(a).strip()))
-
-
-def _labels(value: Any) -> tuple[str, ...]:
-    if not value:
-        return ()
-    items = [value] if isinstance(value, str) else list(value)
-    return tuple(dict.fromkeys(str(v).strip() for v in items if str(v).strip()))
-
-
-def _published(page: dt.datetime | None, hint: dt.datetime | None) -> dt.datetime | None:
-    # A feed's timestamp is more precise than a date-only page value of the same day.
-    if page is None:
-        return hint
-    if hint is not None and page.time() == dt.time(0) and page.date() == hint.date():
-        return hint
-    return page
+    return author_names(str(a) for a in items)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,12 +324,12 @@ def extract_text(raw: RawDocument) -> Article | DeadLetter:
 def _hint_fields(raw: RawDocument) -> dict[str, Any]:
     """The Article fields a source's hints give, on their own."""
     return {
-        "published_at": parse_datetime(raw.hint("published")),
+        **article_fields(parse_published(raw.hint("published"))),
         "publisher": raw.hint("publisher") or None,
         "authors": _names(raw.hint("author")),
         "language": language_code(raw.hint("language")),
-        "categories": _labels(raw.hint("categories")),
-        "tags": _labels(raw.hint("tags")),
+        "categories": split_labels(raw.hint("categories")),
+        "tags": split_labels(raw.hint("tags")),
     }
 
 
@@ -432,6 +362,8 @@ def extract_html(raw: RawDocument, options: ExtractOptions | None = None) -> Art
         )
     canonical = canonical_link(tree, raw.url)
     language = page_language(tree)
+    # read before trafilatura, which may prune the tree
+    labelled, structured = labelled_published(tree), structured_published(tree)
     doc = trafilatura.bare_extraction(
         tree,
         url=raw.url,
@@ -458,6 +390,7 @@ def extract_html(raw: RawDocument, options: ExtractOptions | None = None) -> Art
     if not text.strip():
         return rejection(raw, STAGE, "no_article", "no article text found in the page")
     hints = _hint_fields(raw)
+    page_date = choose_published(labelled, structured, htmldate_day(html, raw.url))
     return Article(
         article_id=article_id_for(raw),
         source_kind=raw.source_kind,
@@ -466,14 +399,16 @@ def extract_html(raw: RawDocument, options: ExtractOptions | None = None) -> Art
         canonical_url=canonical,
         title=doc.title or raw.hint("title"),
         text=text,
-        published_at=_published(published_time(tree, doc.date), hints["published_at"]),
+        # a feed's timestamp refines a date-only page value of the same day
+        **article_fields(prefer_precise(page_date, parse_published(raw.hint("published")))),
         publisher=hints["publisher"],
         authors=_names(doc.author) or hints["authors"],
         language=language or hints["language"],
         site_name=doc.sitename or None,
         image_url=doc.image or None,
-        categories=_labels(doc.categories) or hints["categories"],
-        tags=_labels(doc.tags) or hints["tags"],
+        # a source's labels (a feeds list's tags) are added to the page's own
+        categories=merge_labels(split_labels(doc.categories), hints["categories"]),
+        tags=merge_labels(split_labels(doc.tags), hints["tags"]),
         rules_fired=tuple(f"extract:{name}" for name in fired),
     )
 

@@ -26,6 +26,7 @@ import feedparser
 import lxml.html
 from apache_beam.metrics import Metrics
 
+from transforms.dates import parse_published, to_iso
 from transforms.fetch import FetcherDoFn, PageRequest
 from transforms.schema import SOURCE_FEED, UTC, DeadLetter, RawDocument, stable_id
 from transforms.sources import read_capped
@@ -261,6 +262,15 @@ def _text_of(fragment: str | None) -> str | None:
     return re.sub(r"\s+", " ", text).strip() or None
 
 
+def _entry_time(entry: Any) -> str | None:
+    """The entry's date as the feed wrote it (offset kept), else feedparser's UTC reading."""
+    for key in ("published", "updated"):
+        found = parse_published(entry.get(key))
+        if found is not None:
+            return to_iso(found)
+    return _iso(entry.get("published_parsed") or entry.get("updated_parsed"))
+
+
 def _iso(parsed: time.struct_time | None) -> str | None:
     if not parsed:
         return None
@@ -354,7 +364,7 @@ def parse_xml_feed(
             "title": _text_of(entry.get("title")),
             # ";" separates authors in hints, as in trafilatura's metadata
             "author": "; ".join(authors) or None,
-            "published": _iso(entry.get("published_parsed") or entry.get("updated_parsed")),
+            "published": _entry_time(entry),
             "summary": _text_of(summary),
             "categories": tuple(c for c in categories if c),
             "tags": source.tags if source else (),
@@ -380,15 +390,9 @@ def parse_xml_feed(
 
 
 def _rfc3339(value: Any) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat()
+    # the offset is kept: the article's published_offset_min comes from it
+    found = parse_published(value) if isinstance(value, str) else None
+    return to_iso(found) if found is not None else None
 
 
 def parse_json_feed(content: bytes, feed_ref: str, source: FeedSource | None = None) -> ParsedFeed:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 
 UTC = dt.UTC
 
@@ -80,6 +80,8 @@ class Article:
     section: str | None = None
     text: str = ""
     published_at: dt.datetime | None = None
+    published_offset_min: int | None = None
+    published_precision: str | None = None
     dateline: str | None = None
     publisher: str | None = None
     distributor: str | None = None
@@ -186,6 +188,18 @@ ARTICLE_FIELDS: list[pa.Field] = [
     ),
     _field(
         "published_at", _TS, "Publication time in UTC; null when the document gives no evidence."
+    ),
+    _field(
+        "published_offset_min",
+        pa.int16(),
+        "The source's UTC offset in minutes (published_at plus it is the source's local time);"
+        " null when the source named no zone.",
+    ),
+    _field(
+        "published_precision",
+        pa.string(),
+        "day (the source gave only a date: published_at is midnight UTC) | second;"
+        " null without a date.",
     ),
     _field("dateline", pa.string(), "Place line that opens the article, e.g. 'BRUSSELS'."),
     _field("publisher", pa.string(), "Outlet that wrote the article (e.g. Ukrinform)."),

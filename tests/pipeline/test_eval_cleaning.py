@@ -86,6 +86,8 @@ def test_run_on_seeds_matches_goldens(tmp_path):
             "title": row["title"],
             "section": row["section"],
             "published_at": published,
+            "published_offset_min": row["published_offset_min"],
+            "published_precision": row["published_precision"],
             "dateline": row["dateline"],
             "publisher": row["publisher"],
             "distributor": row["distributor"],

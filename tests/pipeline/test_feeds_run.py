@@ -45,7 +45,7 @@ def rss(base: str) -> bytes:
     xml = "".join(
         f"<item><title>{t}</title><link>{link if link.startswith('http') else base + link}</link>"
         f"<guid>{link}</guid><pubDate>Sun, 22 Nov 2026 06:00:00 GMT</pubDate>"
-        f"<category>{c}</category><author>desk@gazette.example (Jane Reporter)</author></item>"
+        f"<category>{c}</category><author>desk@gazette.example (Jane Porter)</author></item>"
         for t, link, c in items
     )
     return (
@@ -143,7 +143,7 @@ def test_run_on_a_feeds_list(server: LocalServer, tmp_path):
     got = {k: harbour[k] for k in ("published_at", "authors", "publisher", "site_name")}
     assert got == {
         "published_at": dt.datetime(2026, 11, 22, 6, 0, tzinfo=dt.UTC),
-        "authors": ["Jane Reporter"],
+        "authors": ["Jane Porter"],
         "publisher": "Harbour Gazette Ltd",
         "site_name": "Harbour Gazette",
     }

@@ -101,6 +101,8 @@ def golden_view(article: Article) -> dict[str, Any]:
         "title": article.title,
         "section": article.section,
         "published_at": article.published_at.isoformat() if article.published_at else None,
+        "published_offset_min": article.published_offset_min,
+        "published_precision": article.published_precision,
         "dateline": article.dateline,
         "publisher": article.publisher,
         "distributor": article.distributor,

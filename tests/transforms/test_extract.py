@@ -23,7 +23,6 @@ from transforms.extract import (
     extract,
     is_html,
     language_code,
-    parse_datetime,
     prune_blocks,
 )
 from transforms.schema import (
@@ -72,8 +71,9 @@ def test_html_metadata_is_mapped_into_the_article():
         "https://www.coastal-courier.example/news/2024/10/28/harbour-bridge-reopens"
     )
     assert article.authors == ("Marta Lindqvist",)
-    # 09:15 at +02:00 is 07:15 UTC
+    # 09:15 at +02:00 is 07:15 UTC; the offset keeps the page's own time
     assert article.published_at == dt.datetime(2024, 10, 28, 7, 15, tzinfo=UTC)
+    assert (article.published_offset_min, article.published_precision) == (120, "second")
     assert article.site_name == "The Coastal Courier"
     assert article.language == "en"
     assert article.image_url == "https://static.coastal-courier.example/img/bridge.jpg"
@@ -108,13 +108,20 @@ def test_feed_hints_fill_what_the_page_does_not_say():
     assert article.canonical_url is None
 
 
-def test_page_metadata_wins_over_feed_hints():
-    hints = (("title", "Feed title"), ("author", "Feed Author"), ("tags", ["feed-tag"]))
+def test_page_metadata_wins_over_feed_hints_and_feed_tags_are_added():
+    hints = (
+        ("title", "Feed title"),
+        ("author", "Feed Author"),
+        ("tags", ["feed-tag", "Weather"]),
+        ("categories", ["Coast"]),
+    )
     article = extract(html_doc("harbour_article.html", kind=SOURCE_FEED, hints=hints))
     assert isinstance(article, Article)
     assert article.title == "Harbour bridge reopens after storm repairs"
     assert article.authors == ("Marta Lindqvist",)
-    assert article.tags == ("infrastructure", "weather")
+    # the page's keywords first, then the feed's tags (a repeat in other case is dropped)
+    assert article.tags == ("infrastructure", "weather", "feed-tag")
+    assert article.categories == ("Local", "Coast")
 
 
 def test_a_feed_timestamp_refines_a_date_only_page_of_the_same_day():
@@ -127,12 +134,14 @@ def test_a_feed_timestamp_refines_a_date_only_page_of_the_same_day():
     article = extract(raw)
     assert isinstance(article, Article)
     assert article.published_at == dt.datetime(2024, 10, 29, 18, 30, tzinfo=UTC)
+    assert (article.published_offset_min, article.published_precision) == (0, "second")
     other_day = RawDocument(
         "p.html", SOURCE_HTML, page, hints=(("published", "2024-11-02T08:00:00Z"),)
     )
     article = extract(other_day)
     assert isinstance(article, Article)
     assert article.published_at == dt.datetime(2024, 10, 29, tzinfo=UTC)
+    assert (article.published_offset_min, article.published_precision) == (None, "day")
 
 
 def test_plain_text_is_decoded_not_parsed():
@@ -214,20 +223,6 @@ def test_canonical_link(head, base, expected):
 )
 def test_language_code(value, expected):
     assert language_code(value) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("2024-10-28T09:15:00Z", dt.datetime(2024, 10, 28, 9, 15, tzinfo=UTC)),
-        ("2024-10-28T09:15:00-05:00", dt.datetime(2024, 10, 28, 14, 15, tzinfo=UTC)),
-        ("2024-10-28", dt.datetime(2024, 10, 28, tzinfo=UTC)),
-        ("last Tuesday", None),
-        (None, None),
-    ],
-)
-def test_parse_datetime_gives_utc(value, expected):
-    assert parse_datetime(value) == expected
 
 
 def test_prune_blocks_drops_title_repeats_and_link_lists():

@@ -156,7 +156,8 @@ def test_rss20_entry_fields_become_hints():
     assert first.link == "http://news.example/2026/storm.html?utm_source=rss"
     assert first.hint("title") == "Storm closes & floods the harbour"
     assert first.hint("author") == "Jane Reporter"
-    assert first.hint("published") == "2026-11-22T05:30:00+00:00"
+    # the feed's own offset is kept (the same instant as 05:30 UTC)
+    assert first.hint("published") == "2026-11-22T06:30:00+01:00"
     assert first.hint("summary") == "The storm closed the harbour."
     assert first.hint("categories") == ("Weather", "Local")
     assert first.hint("tags") == ("uk", "news")
@@ -176,7 +177,7 @@ def test_the_feed_list_language_wins_over_the_feed():
     [
         (RSS091, "rss091n", "http://old.example/story", "Old story", None),
         (RDF, "rss10", "http://rdf.example/a", "RDF story", "2026-11-21T10:00:00+00:00"),
-        (ATOM10, "atom10", "http://atom.example/un", "Un titre", "2026-11-20T06:00:00+00:00"),
+        (ATOM10, "atom10", "http://atom.example/un", "Un titre", "2026-11-20T08:00:00+02:00"),
         (
             ATOM03,
             "atom03",
@@ -189,7 +190,7 @@ def test_the_feed_list_language_wins_over_the_feed():
             "json1",
             "http://json.example/artikel/1",
             "Ein Artikel",
-            "2026-11-21T09:00:00+00:00",
+            "2026-11-21T10:00:00+01:00",
         ),
         (JSON10, "json1", "http://json.example/ext", "External", None),
     ],

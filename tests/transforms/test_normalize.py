@@ -11,6 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from transforms.normalize import (
     Normalize,
+    NormalizeOptions,
     canonical_url_of,
     content_hash,
     identify_language,
@@ -88,9 +89,11 @@ def test_normalize_transform_identifies_language_in_setup():
         assert_that(dead, equal_to([]), label="dead")
 
 
-def test_normalize_rejects_bad_confidence():
+def test_normalize_options_reject_bad_confidence():
     with pytest.raises(ValueError, match="min_language_confidence"):
-        Normalize(1.5)
+        NormalizeOptions(min_language_confidence=1.5)
+    with pytest.raises(ValueError, match="override_language_confidence"):
+        NormalizeOptions(override_language_confidence=-0.1)
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,8 @@ REQUIRED_ARTICLE_COLUMNS = {
     "title",
     "text",
     "published_at",
+    "published_offset_min",
+    "published_precision",
     "dateline",
     "publisher",
     "distributor",
@@ -53,6 +55,9 @@ def test_articles_schema_has_the_contract_columns():
     assert set(ARTICLES_SCHEMA.names) >= REQUIRED_ARTICLE_COLUMNS
     assert ARTICLES_SCHEMA.field("published_at").type == pa.timestamp("us", tz="UTC")
     assert ARTICLES_SCHEMA.field("authors").type == pa.list_(pa.string())
+    assert ARTICLES_SCHEMA.field("published_offset_min").type == pa.int16()
+    assert ARTICLES_SCHEMA.field("published_precision").type == pa.string()
+    assert ARTICLES_SCHEMA.metadata[b"schema_version"] == b"1.1.0"
 
 
 def test_duplicates_schema_is_articles_plus_dedup_columns():
@@ -87,6 +92,8 @@ def _article(**kw):
         source_ref="seeds/x.txt",
         text="Some text.",
         published_at=dt.datetime(2024, 10, 28, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        published_offset_min=120,
+        published_precision="second",
         authors=("A. Writer",),
         word_count=2,
         ingested_at=dt.datetime(2026, 1, 1, tzinfo=schema.UTC),
@@ -103,6 +110,7 @@ def test_article_row_round_trips_through_parquet_with_utc(tmp_path):
     pq.write_table(schema.to_table([row], ARTICLES_SCHEMA), path)
     back = pq.read_table(path).to_pylist()[0]
     assert back["published_at"] == dt.datetime(2024, 10, 28, 7, 30, tzinfo=dt.UTC)
+    assert (back["published_offset_min"], back["published_precision"]) == (120, "second")
     assert back["authors"] == ["A. Writer"]
     assert pq.read_schema(path).field("text").metadata[b"description"]
 
