@@ -165,7 +165,7 @@ def evaluate(directory: str, cfg: Config) -> Evaluation:
     """Extract and score every page of the benchmark in ``directory``."""
     pages = load_benchmark(directory)
     options = extract_options(cfg)
-    rules = RuleSet(*rule_packs(cfg))
+    rules = RuleSet(*rule_packs(cfg), min_repeat_words=cfg.clean.min_repeat_words)
     predictions: dict[str, str] = {}
     rejected: dict[str, str] = {}
     started = time.perf_counter()

@@ -43,12 +43,9 @@ from apache_beam.utils.timestamp import Timestamp
 
 from pipeline import __version__, graph, manifest
 from pipeline.batch import UsageError, check_output, check_run_id, new_run_id
-from pipeline.config import Config, ConfigError, fetch_policy, resolve, stream_seconds
-from transforms.clean import Clean
-from transforms.extract import Extract
+from pipeline.config import Config, ConfigError, StreamConfig, fetch_policy, resolve
 from transforms.feeds import FeedSource
 from transforms.fetch import Fetcher, FetchPages, PageRequest
-from transforms.normalize import Normalize
 from transforms.poll import (
     NOT_DUE,
     FeedState,
@@ -77,31 +74,6 @@ INDEX_FILE = "dedup_index.json"
 RUNNER = "BundleBasedDirectRunner"
 
 
-@dataclasses.dataclass(frozen=True)
-class StreamSettings:
-    """The ``stream:`` section in seconds, plus the shards per pane."""
-
-    window_s: float
-    allowed_lateness_s: float
-    watermark_lag_s: float
-    poll_every_s: float
-    seen_ttl_s: float
-    dedup_ttl_s: float
-    shards: int = 1
-
-    @classmethod
-    def of(cls, cfg: Config) -> StreamSettings:
-        return cls(
-            window_s=stream_seconds(cfg, "window"),
-            allowed_lateness_s=stream_seconds(cfg, "allowed_lateness"),
-            watermark_lag_s=stream_seconds(cfg, "watermark_lag"),
-            poll_every_s=stream_seconds(cfg, "poll_every"),
-            seen_ttl_s=stream_seconds(cfg, "seen_ttl"),
-            dedup_ttl_s=stream_seconds(cfg, "dedup_ttl"),
-            shards=cfg.output.shards,
-        )
-
-
 # --- The streaming graph ------------------------------------------------------------------
 
 
@@ -116,19 +88,17 @@ def _kind_of_work(item: Any, _n: int) -> int:
 def build_stream(
     items: beam.PCollection,
     cfg: Config,
-    settings: StreamSettings,
     ctx: graph.RunContext,
     output: str,
     known: dict[str, str],
 ) -> beam.PCollection:
     """Wire the streaming graph: timestamped work items (page requests, watched files, dead
     letters of polling) -> windowed Parquet files. Returns the (table, path, rows) written."""
-    fresh = items | "DropSeenWork" >> SeenFilter(work_key, settings.seen_ttl_s)
+    settings = cfg.stream
+    fresh = items | "DropSeenWork" >> SeenFilter(work_key, ttl_s=settings.seen_ttl)
     pages, files, polled_dead = fresh | "SplitWork" >> beam.Partition(_kind_of_work, 3)
     file_docs, read_dead = (
-        files
-        | "FilePaths" >> beam.Map(lambda f: f.path)
-        | "Read" >> ReadSources(cfg.read.max_bytes)
+        files | "FilePaths" >> beam.Map(lambda f: f.path) | "Read" >> ReadSources(cfg.read)
     )
     # FetchPages groups requests by host; in a stream its GroupByKey must fire per element
     # (not at the end of the global window), and keep the poll time as the element time.
@@ -147,42 +117,33 @@ def build_stream(
         file_docs | "FileDocsGlobal" >> beam.WindowInto(window.GlobalWindows()),
         page_docs | "PageDocsGlobal" >> beam.WindowInto(window.GlobalWindows()),
     ) | "AllDocuments" >> beam.Flatten()
-    extracted, extract_dead = docs | "Extract" >> Extract(
-        cfg.extract.timeout_s, graph.extract_options(cfg), graph.extract_isolation(cfg)
-    )
-    default_pack, source_packs = graph.rule_packs(cfg)
-    cleaned, clean_dead = extracted | "Clean" >> Clean(
-        default_pack, source_packs, cfg.clean.min_words
-    )
-    normalized, normalize_dead = cleaned | "Normalize" >> Normalize()
+    normalized, core_dead = docs | "ToArticles" >> graph.core(cfg)
     kept, duplicates = (
         normalized
         | "EventTime" >> AssignEventTime()
-        | "Deduplicate" >> StreamDedup(settings.dedup_ttl_s, known)
+        | "Deduplicate" >> StreamDedup(ttl_s=settings.dedup_ttl, known=known)
     )
     dead = (
         tuple(
             d | f"DeadGlobal{i}" >> beam.WindowInto(window.GlobalWindows())
-            for i, d in enumerate(
-                (polled_dead, read_dead, fetch_dead, extract_dead, clean_dead, normalize_dead)
-            )
+            for i, d in enumerate((polled_dead, read_dead, fetch_dead, core_dead))
         )
         | "AllDeadLetters" >> beam.Flatten()
     )
-    spec = WindowSpec(settings.window_s, settings.allowed_lateness_s)
+    spec = WindowSpec(settings.window, settings.allowed_lateness)
     written = (
         kept
         | "WriteArticles"
-        >> WriteWindowed("articles", output, ctx.run_id, ctx.article_row, spec, settings.shards),
+        >> WriteWindowed("articles", output, ctx.run_id, ctx.article_row, spec, cfg.output.shards),
         duplicates
         | "WriteDuplicates"
         >> WriteWindowed(
-            "duplicates", output, ctx.run_id, ctx.duplicate_row, spec, settings.shards
+            "duplicates", output, ctx.run_id, ctx.duplicate_row, spec, cfg.output.shards
         ),
         dead
         | "WriteDeadLetters"
         >> WriteWindowed(
-            "dead_letters", output, ctx.run_id, ctx.dead_letter_row, spec, settings.shards
+            "dead_letters", output, ctx.run_id, ctx.dead_letter_row, spec, cfg.output.shards
         ),
     )
     return written | "AllFiles" >> beam.Flatten()
@@ -191,7 +152,6 @@ def build_stream(
 def build_unbounded(
     p: beam.Pipeline,
     cfg: Config,
-    settings: StreamSettings,
     ctx: graph.RunContext,
     output: str,
     known: dict[str, str],
@@ -201,15 +161,16 @@ def build_unbounded(
     """The streaming graph fed by the in-pipeline feed poller (``PollFeedsForever``), for
     runners that run splittable DoFns in streaming mode (Dataflow, Flink). ``stop_after_s``
     bounds the source (tests run it on the FnApiRunner this way)."""
+    settings = cfg.stream
     items = p | "PollFeeds" >> PollFeedsForever(
         feeds,
         fetch_policy(cfg),
-        tick_s=settings.poll_every_s,
+        tick_s=settings.poll_every,
         max_entries=cfg.feeds.max_entries,
-        seen_ttl_s=settings.seen_ttl_s,
+        seen_ttl_s=settings.seen_ttl,
         stop_after_s=stop_after_s,
     )
-    return build_stream(items, cfg, settings, ctx, output, known)
+    return build_stream(items, cfg, ctx, output, known)
 
 
 def round_stream(items: Sequence[tuple[Any, Timestamp]], watermark: Timestamp | None) -> TestStream:
@@ -349,7 +310,6 @@ def _install_signals(stop: StopFlag) -> list[tuple[int, Any]]:
 def _run_round(
     items: list[tuple[Any, Timestamp]],
     cfg: Config,
-    settings: StreamSettings,
     ctx: graph.RunContext,
     output: str,
     known: dict[str, str],
@@ -359,7 +319,7 @@ def _run_round(
     options = PipelineOptions(beam_args, runner=RUNNER, streaming=True)
     p = beam.Pipeline(options=options)
     work = p | "Work" >> round_stream(items, watermark)
-    build_stream(work, cfg, settings, ctx, output, known)
+    build_stream(work, cfg, ctx, output, known)
     p.run().wait_until_finish()
 
 
@@ -445,10 +405,10 @@ def run_stream(
     run_id = check_run_id(run_id) if run_id else new_run_id(started_at)
     output = cfg.output.path
     check_output(output)
-    settings = StreamSettings.of(cfg)
+    settings = cfg.stream
     ctx = graph.RunContext(run_id=run_id, started_at=started_at, pipeline_version=__version__)
     state_path = os.path.join(_state_dir(output), STATE_FILE)
-    store = SeenStore(state_path, settings.seen_ttl_s)
+    store = SeenStore(state_path, settings.seen_ttl)
     kept = load_index(output)
     saved_at = os.path.getmtime(state_path) if os.path.exists(state_path) else 0.0
     # Rows written after the last save (a round that crashed before saving) count as seen.
@@ -471,7 +431,7 @@ def run_stream(
                 stats.rounds += 1
                 stats.items += len(items)
                 LOG.info("round %d: %d new items", stats.rounds, len(items))
-                _run_round(items, cfg, settings, ctx, output, kept, watermark, beam_args or [])
+                _run_round(items, cfg, ctx, output, kept, watermark, beam_args or [])
                 remember_written(store, kept, written_since(output, now), now)
             store.add(keys, now)
             store.prune(now)
@@ -479,7 +439,7 @@ def run_stream(
                 # The next round starts where the wall clock (less the lag) has got to, so
                 # records for windows that closed meanwhile are late, as on a real runner. A
                 # replay's time is its documents' dates: each of its rounds starts open.
-                lagged = Timestamp(now - settings.watermark_lag_s)
+                lagged = Timestamp(now - settings.watermark_lag)
                 watermark = lagged if watermark is None else max(watermark, lagged)
                 meta["watermark_micros"] = watermark.micros
             # state.json last: its time marks what a restart may take as saved.
@@ -504,15 +464,13 @@ def run_stream(
         if status == "failed":
             LOG.error("stream %s failed; state saved after the last complete round", run_id)
     files = _finalize_tables(output, run_id, started_at)
-    return _write_manifest(
-        cfg, output, run_id, started_at, started, files, stats, mode, stop, settings
-    )
+    return _write_manifest(cfg, output, run_id, started_at, started, files, stats, mode, stop)
 
 
-def _next_wait(source: Source, settings: StreamSettings, started: float) -> float:
+def _next_wait(source: Source, settings: StreamConfig, started: float) -> float:
     if source.replay:
         return max(0.0, source.replay[0].after_s - (time.time() - started))
-    return settings.poll_every_s
+    return settings.poll_every
 
 
 def _load_meta(output: str) -> dict[str, Any]:
@@ -543,7 +501,6 @@ def _write_manifest(
     stats: Stats,
     mode: str,
     stop: StopFlag,
-    settings: StreamSettings,
 ) -> dict[str, Any]:
     finished = dt.datetime.now(UTC)
     seconds = time.time() - started
@@ -581,7 +538,7 @@ def _write_manifest(
             "polls": dict(sorted(stats.polls.items())),
             "windows": windows,
             "late_files": sum(1 for v in files.values() for p in v if "-late-" in p),
-            "settings": dataclasses.asdict(settings),
+            "settings": dataclasses.asdict(cfg.stream),
         },
         "stages": {},
         "dead_letter_reasons": manifest.dead_letter_reasons(files["dead_letters"]),
@@ -731,7 +688,7 @@ def _cmd_stream(args: Any, beam_args: list[str]) -> int:
     from pipeline import config
 
     cfg = config.load(args.config, _overrides(args))
-    duration = stream_seconds(cfg, "duration") or None
+    duration = cfg.stream.duration
     if cfg.runner.name != "direct":
         return _submit_unbounded(cfg, args.run_id, beam_args)
     body = run_stream(
@@ -765,10 +722,7 @@ def _submit_unbounded(cfg: Config, run_id: str | None, beam_args: list[str]) -> 
         pipeline_version=__version__,
     )
     p = beam.Pipeline(options=options)
-    settings = StreamSettings.of(cfg)
-    build_unbounded(
-        p, cfg, settings, ctx, cfg.output.path, load_index(cfg.output.path), source.feeds
-    )
+    build_unbounded(p, cfg, ctx, cfg.output.path, load_index(cfg.output.path), source.feeds)
     result = p.run()
     print(f"news-ingest stream {ctx.run_id}: submitted to {cfg.runner.name} ({result.state})")
     return 0

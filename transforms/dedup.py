@@ -66,9 +66,10 @@ def check_banding(num_perm: int, bands: int, max_bucket: int) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class NearParams:
-    """Parameters of near-duplicate detection.
+    """How articles are deduplicated: the ``dedup:`` section of the config itself.
 
     Attributes:
+        near: also find near duplicates (False: same URL and exact content hash only).
         threshold: minimum estimated Jaccard similarity of the shingle sets.
         containment: minimum estimated share of the shorter text's shingles found in the longer
             one; catches truncated copies whose Jaccard falls under ``threshold``. 0 disables it.
@@ -80,8 +81,11 @@ class NearParams:
         seed: MinHash seed; signatures are only comparable under equal parameters.
         max_bucket: LSH buckets with more members compare each member with the bucket's cluster
             representatives only, instead of with every earlier member (bounds quadratic work).
+        index: remember kept articles across runs (a later run marks copies as duplicates).
+        index_path: folder of the cross-run index; None: ``OUTPUT/_index``.
     """
 
+    near: bool = True
     threshold: float = 0.8
     containment: float = 0.85
     min_length_ratio: float = 0.6
@@ -90,6 +94,8 @@ class NearParams:
     bands: int = 32
     seed: int = 1
     max_bucket: int = 200
+    index: bool = True
+    index_path: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -512,9 +518,8 @@ class _GroupByText(beam.DoFn):
     """One content hash: exact-duplicate edges, every node, and one signature per distinct text
     (computed once, from a new article's text, unless the index already has it)."""
 
-    def __init__(self, params: NearParams, near: bool):
+    def __init__(self, params: NearParams):
         self.params = params
-        self.near = near
 
     def setup(self) -> None:
         self.hasher = MinHasher(self.params)
@@ -534,12 +539,12 @@ class _GroupByText(beam.DoFn):
         for e in star_edges(nodes, DEDUP_EXACT):
             yield pvalue.TaggedOutput(_EDGE, e)
         head = nodes[0]
-        if self.near and head.signature is None and texts:
+        if self.params.near and head.signature is None and texts:
             # Equal content hashes mean equal word sequences, hence equal shingles.
             signature, count = self.hasher.signature(texts[min(texts)])
             self.signatures.inc()
             head = dataclasses.replace(head, signature=signature, shingle_count=count)
-        if self.near and head.signature is not None:
+        if self.params.near and head.signature is not None:
             yield pvalue.TaggedOutput(_SKETCH, head)
         yield head
         yield from nodes[1:]
@@ -642,8 +647,7 @@ class Deduplicate(beam.PTransform):
     """Article -> (kept Article, Duplicate, IndexEntry of each kept article).
 
     Args:
-        params: near-duplicate parameters (``None``: the defaults).
-        near: also find near duplicates (False: URL and exact only).
+        params: the ``dedup:`` section (``None``: the defaults).
         index: optional PCollection of ``IndexEntry`` of earlier runs (without this run's own
             entries, so that a rerun reproduces its output).
 
@@ -655,10 +659,9 @@ class Deduplicate(beam.PTransform):
     (large-star/small-star) over the same edges.
     """
 
-    def __init__(self, params: NearParams | None = None, near: bool = True, index: Any = None):
+    def __init__(self, params: NearParams | None = None, index: Any = None):
         super().__init__()
         self.params = params or NearParams()
-        self.near = near
         self.index = index
 
     def expand(self, articles):  # type: ignore[no-untyped-def]
@@ -674,7 +677,7 @@ class Deduplicate(beam.PTransform):
             | "MergeTexts" >> beam.Flatten()
             | "GroupByText" >> beam.GroupByKey()
             | "ExactEdges"
-            >> beam.ParDo(_GroupByText(params, self.near)).with_outputs(_EDGE, _SKETCH, main=_NODE)
+            >> beam.ParDo(_GroupByText(params)).with_outputs(_EDGE, _SKETCH, main=_NODE)
         )
         nodes = by_text[_NODE]
         edge_sets = [
@@ -684,7 +687,7 @@ class Deduplicate(beam.PTransform):
             | "GroupByURL" >> beam.GroupByKey()
             | "URLEdges" >> beam.ParDo(_GroupByURL()),
         ]
-        if self.near:
+        if params.near:
             edge_sets.append(
                 by_text[_SKETCH]
                 | "KeyByBand" >> beam.FlatMap(_bands, params)

@@ -26,6 +26,7 @@ import feedparser
 import lxml.html
 from apache_beam.metrics import Metrics
 
+from transforms.durations import parse_duration
 from transforms.fetch import (
     Fetcher,
     FetcherDoFn,
@@ -78,23 +79,16 @@ class FeedSource:
         return urllib.parse.urlsplit(self.url).scheme.lower() in ("http", "https")
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def parse_interval(value: Any, where: str = "poll_interval") -> float:
     """Seconds from a number of seconds or a string like ``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``.
 
     Raises:
         ValueError: the value is not a positive duration.
     """
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"{where}: {value!r} is not a duration like 900, '15m' or '1h'")
-        seconds = float(match.group(1)) * _UNIT_S[match.group(2).lower()]
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise ValueError(f"{where}: {value!r} is not a duration like 900, '15m' or '1h'") from None
     if seconds <= 0:
         raise ValueError(f"{where}: must be positive, got {value!r}")
     return seconds

@@ -119,6 +119,24 @@ def canonical_url_of(article: Article) -> str | None:
     return canonicalize_url(found) or found
 
 
+@dataclasses.dataclass(frozen=True)
+class NormalizeOptions:
+    """The ``normalize:`` section of the config itself.
+
+    Attributes:
+        min_language_confidence: below this probability of the language model the language is
+            left null.
+    """
+
+    min_language_confidence: float = DEFAULT_MIN_LANGUAGE_CONFIDENCE
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_language_confidence <= 1.0:
+            raise ValueError(
+                f"min_language_confidence must be in [0, 1], got {self.min_language_confidence}"
+            )
+
+
 class _Normalize(beam.DoFn):
     def __init__(self, min_confidence: float):
         self.min_confidence = min_confidence
@@ -135,17 +153,13 @@ class Normalize(beam.PTransform):
     """Article -> (normalized Article, DeadLetter).
 
     Args:
-        min_language_confidence: Below this probability the language is left null.
+        options: the ``normalize:`` section.
     """
 
-    def __init__(self, min_language_confidence: float = DEFAULT_MIN_LANGUAGE_CONFIDENCE):
+    def __init__(self, options: NormalizeOptions | None = None):
         super().__init__()
-        if not 0.0 <= min_language_confidence <= 1.0:
-            raise ValueError(
-                f"min_language_confidence must be in [0, 1], got {min_language_confidence}"
-            )
-        self.min_confidence = min_language_confidence
+        self.options = options or NormalizeOptions()
 
     def expand(self, articles):  # type: ignore[no-untyped-def]
-        dofn = _Normalize(self.min_confidence)
+        dofn = _Normalize(self.options.min_language_confidence)
         return articles | "NormalizeMetadata" >> ApplyStage(STAGE, dofn)

@@ -8,6 +8,7 @@ and feeds lists are listed here too, but read by ``transforms.feeds``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import glob
 import gzip
@@ -238,14 +239,28 @@ class _ReadPath(beam.DoFn):
         yield from read_path(path, self.max_bytes)
 
 
+@dataclasses.dataclass(frozen=True)
+class ReadOptions:
+    """The ``read:`` section of the config itself.
+
+    Attributes:
+        max_bytes: largest input file (after gunzip) read; larger ones become dead letters
+            (reason ``too_large``).
+    """
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    def __post_init__(self) -> None:
+        if self.max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {self.max_bytes}")
+
+
 class ReadSources(beam.PTransform):
     """paths -> (RawDocument, DeadLetter) PCollections."""
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(self, options: ReadOptions | None = None):
         super().__init__()
-        if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-        self.max_bytes = max_bytes
+        self.options = options or ReadOptions()
 
     def expand(self, paths):  # type: ignore[no-untyped-def]
-        return paths | "ReadPaths" >> ApplyStage(STAGE, _ReadPath(self.max_bytes))
+        return paths | "ReadPaths" >> ApplyStage(STAGE, _ReadPath(self.options.max_bytes))

@@ -48,9 +48,11 @@ _NOT_NAMES = frozenset(_NOT_NAMES_TEXT.split())
 
 @dataclasses.dataclass(frozen=True)
 class StoryParams:
-    """Parameters of story grouping.
+    """How stories are grouped: the ``stories:`` section of the config itself.
 
     Attributes:
+        enabled: give articles about the same event a shared story_id (False: each article is
+            its own story; the driver then leaves the stage out).
         threshold: minimum Jaccard similarity of two articles' story terms.
         lead_words: words of the text (after the title) that the terms are taken from.
         window_hours: maximum distance between the publication times of a pair.
@@ -62,6 +64,7 @@ class StoryParams:
             only (bounds quadratic work on very common names).
     """
 
+    enabled: bool = True
     threshold: float = 0.25
     lead_words: int = 200
     window_hours: float = 72.0

@@ -34,8 +34,6 @@ SEEN_STAGE = "seen"
 DUPLICATES = "duplicates"
 KEPT = "kept"
 
-DEFAULT_TTL_S = 7 * 86400.0
-
 
 def decide(
     article: Article, kept_id: str | None, kind: str
@@ -102,7 +100,7 @@ class _SeenFilter(beam.DoFn):
 class SeenFilter(beam.PTransform):
     """Items -> the items whose ``key_fn`` key was not seen within ``ttl_s`` (event time)."""
 
-    def __init__(self, key_fn: Callable[[Any], str], ttl_s: float = DEFAULT_TTL_S):
+    def __init__(self, key_fn: Callable[[Any], str], *, ttl_s: float):
         super().__init__()
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
@@ -193,7 +191,7 @@ class StreamDedup(beam.PTransform):
         known: dedup key (``url:...``/``hash:...``) -> article_id kept by earlier runs.
     """
 
-    def __init__(self, ttl_s: float = DEFAULT_TTL_S, known: Mapping[str, str] | None = None):
+    def __init__(self, *, ttl_s: float, known: Mapping[str, str] | None = None):
         super().__init__()
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")

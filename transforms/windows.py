@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -45,25 +44,6 @@ ON_TIME = "on_time"
 # The GroupByKey keeps windows open this long (about 100 years), so it never drops a record;
 # the gate above it applies the configured allowed lateness.
 _NEVER_DROP_S = 100 * 365 * 86400
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str | float | int) -> float:
-    """Seconds in a duration such as ``90``, ``30s``, ``5m``, ``2h`` or ``1d``.
-
-    Raises:
-        ValueError: the text is not a non-negative number with an optional unit.
-    """
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if text < 0:
-            raise ValueError(f"duration must not be negative, got {text}")
-        return float(text)
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 2h, 1d)")
-    return float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
 
 
 def to_timestamp(value: dt.datetime) -> Timestamp:

@@ -3,7 +3,6 @@ real HTTP server on 127.0.0.1 whose feed gains entries while the stream runs."""
 
 from __future__ import annotations
 
-import dataclasses
 import http.server
 import json
 import os
@@ -298,7 +297,7 @@ def test_the_unbounded_graph_for_dataflow_and_flink_runs_bounded_on_the_fnapi_ru
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline import config, graph
-    from pipeline.stream import StreamSettings, build_unbounded
+    from pipeline.stream import build_unbounded
     from transforms.feeds import FeedSource
 
     out = tmp_path / "out"
@@ -311,15 +310,17 @@ def test_the_unbounded_graph_for_dataflow_and_flink_runs_bounded_on_the_fnapi_ru
             site.publish(*([3] if 3 not in site.entries else []))
 
         site.feed = feed_then_grow
-        cfg = config.load(_config(tmp_path, site.base), {"output": {"path": str(out)}})
-        settings = dataclasses.replace(StreamSettings.of(cfg), poll_every_s=0.5)
+        cfg = config.load(
+            _config(tmp_path, site.base),
+            {"output": {"path": str(out)}, "stream": {"poll_every": 0.5}},
+        )
         ctx = graph.RunContext("unbounded-1", dt.datetime.now(dt.UTC), "test")
         p = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
         feeds = [FeedSource(f"{site.base}/feed.xml", poll_interval_s=0.5)]
         # >= 3 polls are needed, and a loaded machine fires the impulse late; but every impulse
         # adds bundles, and Beam consolidates their metrics recursively (RecursionError at
         # 0.3 s x 6 s), so the window stays short.
-        build_unbounded(p, cfg, settings, ctx, str(out), {}, feeds, stop_after_s=4.5)
+        build_unbounded(p, cfg, ctx, str(out), {}, feeds, stop_after_s=4.5)
         result = p.run()
         result.wait_until_finish()
         urls = read_table(out, "articles").column("url").to_pylist()

@@ -340,7 +340,7 @@ def check_dedup(
     with TestPipeline() as p:
         source = p | "Articles" >> beam.Create(arts)
         idx = p | "Index" >> beam.Create(index) if index else None
-        k, d, i = source | Deduplicate(index=idx, near=near)
+        k, d, i = source | Deduplicate(NearParams(near=near), index=idx)
         assert_that(k | "KeptIds" >> beam.Map(lambda a: a.article_id), equal_to(kept), "Kept")
         assert_that(
             d

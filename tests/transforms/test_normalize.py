@@ -11,6 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from transforms.normalize import (
     Normalize,
+    NormalizeOptions,
     canonical_url_of,
     content_hash,
     identify_language,
@@ -90,7 +91,7 @@ def test_normalize_transform_identifies_language_in_setup():
 
 def test_normalize_rejects_bad_confidence():
     with pytest.raises(ValueError, match="min_language_confidence"):
-        Normalize(1.5)
+        NormalizeOptions(min_language_confidence=1.5)
 
 
 @pytest.mark.parametrize(

@@ -32,8 +32,8 @@ def _article(article_id, url=None, text="same words here", words=3, published=No
     )
 
 
-def _split(p, stream, **kwargs):
-    kept, dups = p | stream | StreamDedup(**kwargs)
+def _split(p, stream, ttl_s=30 * 86400.0, **kwargs):
+    kept, dups = p | stream | StreamDedup(ttl_s=ttl_s, **kwargs)
     return (
         kept | "KeptIds" >> beam.Map(lambda a: a.article_id),
         dups

@@ -20,13 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transforms import schema
+from transforms.durations import parse_duration
 from transforms.schema import UTC, Article
 from transforms.windows import (
     AssignEventTime,
     WindowSpec,
     WriteWindowed,
     pane_path,
-    parse_duration,
     window_label,
     window_start,
 )
