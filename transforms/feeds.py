@@ -26,6 +26,7 @@ import feedparser
 import lxml.html
 from apache_beam.metrics import Metrics
 
+from transforms import atomic
 from transforms.durations import parse_duration
 from transforms.fetch import (
     Fetcher,
@@ -492,16 +493,13 @@ def save_state(
         return
     os.makedirs(state_dir, exist_ok=True)
     path = state_path(state_dir, url)
-    tmp = f"{path}.tmp-{os.getpid()}"
     body = {
         "url": url,
         "etag": etag,
         "last_modified": modified,
         "polled_at": polled_at.isoformat(),
     }
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(body, fh)
-    os.replace(tmp, path)
+    atomic.write_json(path, body)
 
 
 # What became of a poll.

@@ -23,6 +23,7 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from transforms.atomic import atomic_path
 from transforms.dedup import IndexEntry
 from transforms.schema import ROW_ID, TABLES, UNIQUE_ROW_ID, stable_id, to_table
 
@@ -67,15 +68,9 @@ def validate_table(table: pa.Table, name: str) -> None:
 def write_parquet(table: pa.Table, name: str, path: str) -> None:
     """Write ``table`` to ``path`` through a temporary name; read it back and validate first."""
     validate_table(table, name)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression=COMPRESSION)
         validate_table(pq.read_table(tmp), name)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    os.replace(tmp, path)
 
 
 def write_shard(
@@ -245,9 +240,8 @@ def write_index_shard(entries: list[IndexEntry], directory: str, shard: int) -> 
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"part-{shard:05d}.parquet")
     table = to_table(index_rows(entries), INDEX_SCHEMA)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    pq.write_table(table, tmp, compression=COMPRESSION)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression=COMPRESSION)
     return path
 
 

@@ -8,7 +8,7 @@ import apache_beam as beam
 from apache_beam.testing.test_stream import TestStream
 
 from pipeline import config, graph
-from pipeline.stream import build_stream
+from pipeline.stream.graph import build_stream
 from transforms.core import DocumentsToArticles
 
 

@@ -297,7 +297,7 @@ def test_the_unbounded_graph_for_dataflow_and_flink_runs_bounded_on_the_fnapi_ru
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline import config, graph
-    from pipeline.stream import build_unbounded
+    from pipeline.stream.graph import build_unbounded
     from transforms.feeds import FeedSource
 
     out = tmp_path / "out"
