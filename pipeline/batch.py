@@ -134,7 +134,8 @@ def run(
     )
     ctx = graph.RunContext(run_id=run_id, started_at=started, pipeline_version=__version__)
     p = beam.Pipeline(options=options)
-    outputs = graph.build(p, cfg, paths, index_files, run_id)
+    not_before = started - dt.timedelta(seconds=cfg.dedup.ttl)
+    outputs = graph.build(p, cfg, paths, index_files, run_id, not_before)
     graph.write(outputs, output, ctx, cfg.output.shards, index)
     with contextlib.ExitStack() as stack:
         if show_progress and runners.is_local(cfg.runner.name, options):
@@ -158,6 +159,8 @@ def run(
         # After the tables: a crash in between re-ingests this run's articles next time, but
         # never marks an article as a copy of one that was not written.
         sinks.commit_index(index, run_id)
+        # Entries past the TTL no longer match; files holding only those go.
+        sinks.prune_index(index, not_before)
     finished = dt.datetime.now(UTC)
     seconds = time.monotonic() - t0
     counts = {name: 0 for name in TABLES} | manifest.table_counts(files)

@@ -78,7 +78,6 @@ class StreamConfig:
         watermark_lag: how far the watermark trails the wall clock between polling rounds.
         poll_every: how often due feeds and watched folders are looked at.
         seen_ttl: how long an emitted feed entry or file is remembered.
-        dedup_ttl: how long a kept article is remembered by dedup (also the batch index's).
         duration: stop after this long (None: run until a signal).
         speed: replay speed (how many times faster than the documents' dates are apart).
     """
@@ -88,12 +87,11 @@ class StreamConfig:
     watermark_lag: float = _duration(3600.0)
     poll_every: float = _duration(30.0)
     seen_ttl: float = _duration(30 * 86400.0)
-    dedup_ttl: float = _duration(30 * 86400.0)
     duration: float | None = _duration(None)
     speed: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("window", "poll_every", "seen_ttl", "dedup_ttl"):
+        for name in ("window", "poll_every", "seen_ttl"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("allowed_lateness", "watermark_lag"):

@@ -126,11 +126,13 @@ def build(
     paths: list[str],
     index_files: list[str] | None = None,
     run_id: str | None = None,
+    not_before: dt.datetime | None = None,
 ) -> Outputs:
     """Wire the batch graph from a listed set of input paths to the three output tables.
 
     ``index_files`` are the cross-run index files listed on the launcher; entries of ``run_id``
-    in them are ignored, so a rerun reproduces its own output.
+    in them are ignored, so a rerun reproduces its own output, and so are entries ingested
+    before ``not_before`` (the run's start less ``dedup.ttl``).
     """
     files = [path for path in paths if kind_of(path) not in (SOURCE_FEED, FEED_LIST)]
     feeds = feed_inputs(cfg, paths)
@@ -141,7 +143,7 @@ def build(
         read_ok = (read_ok, feed_docs) | "AllDocuments" >> beam.Flatten()
         early_dead += feed_dead
     normalized, core_dead = read_ok | "ToArticles" >> core(cfg)
-    index = p | "ReadIndex" >> ReadIndex(index_files, run_id) if index_files else None
+    index = p | "ReadIndex" >> ReadIndex(index_files, run_id, not_before) if index_files else None
     kept, duplicates, indexed = normalized | "Deduplicate" >> Deduplicate(cfg.dedup, index=index)
     if cfg.stories.enabled:
         kept = kept | "Stories" >> AssignStories(cfg.stories)
@@ -170,4 +172,4 @@ def write(
         "dead_letters", output, ctx.run_id, ctx.dead_letter_row, shards
     )
     if index is not None and outputs.index is not None:
-        outputs.index | "WriteIndex" >> WriteIndex(index, ctx.run_id, shards)
+        outputs.index | "WriteIndex" >> WriteIndex(index, ctx.run_id, ctx.started_at, shards)

@@ -83,6 +83,9 @@ class NearParams:
             representatives only, instead of with every earlier member (bounds quadratic work).
         index: remember kept articles across runs (a later run marks copies as duplicates).
         index_path: folder of the cross-run index; None: ``OUTPUT/_index``.
+        ttl: seconds a kept article is remembered (batch runs and streams alike): an index
+            entry older than this (by when its article was ingested) no longer matches, and
+            index files whose entries are all older are deleted, so the index shrinks.
     """
 
     near: bool = True
@@ -96,6 +99,8 @@ class NearParams:
     max_bucket: int = 200
     index: bool = True
     index_path: str | None = None
+    # metadata: the config loader reads "30d", "12h" ... into seconds
+    ttl: float = dataclasses.field(default=30 * 86400.0, metadata={"duration": True})
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -107,6 +112,8 @@ class NearParams:
         if self.shingle_size < 1:
             raise ValueError(f"shingle_size must be at least 1, got {self.shingle_size}")
         check_banding(self.num_perm, self.bands, self.max_bucket)
+        if self.ttl <= 0:
+            raise ValueError(f"ttl must be positive, got {self.ttl}")
 
     @property
     def rows(self) -> int:
@@ -468,6 +475,9 @@ class IndexEntry:
     shingle_count: int
     fingerprint: str
     run_id: str
+    # When the article was ingested (UTC); None in index files written before it was recorded
+    # (those never expire).
+    indexed_at: dt.datetime | None = None
 
     def node(self, params: NearParams) -> Node:
         usable = self.signature is not None and self.fingerprint == params.fingerprint
@@ -723,3 +733,66 @@ class Deduplicate(beam.PTransform):
         kept = (attached[KEPT], resolved[KEPT]) | "AllKept" >> beam.Flatten()
         indexed = (attached[INDEXED], resolved[INDEXED]) | "AllIndexed" >> beam.Flatten()
         return kept, resolved[DUPLICATES], indexed
+
+
+# --------------------------------------------------------------------------------------------
+# Decisions against the index shared by both drivers. The batch graph joins index entries into
+# its clusters (``IndexEntry.node``); the streaming graph looks them up by the same keys.
+
+
+def url_key(article: Article) -> str:
+    """Dedup key of the URL relation: the canonical URL, or the article itself without one."""
+    return f"url:{article.canonical_url}" if article.canonical_url else f"id:{article.article_id}"
+
+
+def hash_key(article: Article) -> str:
+    """Dedup key of the exact relation: the hash of the normalized text."""
+    return f"hash:{article.content_hash}"
+
+
+def entry_keys(canonical_url: str | None, content_hash: str | None) -> list[str]:
+    """The dedup keys under which a kept article is remembered across runs."""
+    keys = [f"hash:{content_hash}"] if content_hash else []
+    if canonical_url:
+        keys.insert(0, f"url:{canonical_url}")
+    return keys
+
+
+def index_keys(article: Article) -> list[str]:
+    """The dedup keys of a kept article (``entry_keys`` of its URL and content hash)."""
+    return entry_keys(article.canonical_url, article.content_hash)
+
+
+def is_live(entry: IndexEntry, not_before: dt.datetime | None) -> bool:
+    """Whether an index entry still counts: it was ingested at or after ``not_before`` (the
+    run's start less ``ttl``), or its ingestion time is unknown."""
+    return not_before is None or entry.indexed_at is None or entry.indexed_at >= not_before
+
+
+def known_keys(entries: Iterable[IndexEntry], not_before: dt.datetime | None) -> dict[str, str]:
+    """Dedup key -> article id of the live entries; where several entries share a key, the
+    earliest ingested keeps it (as the first copy to arrive is kept in a stream)."""
+    known: dict[str, str] = {}
+    far = dt.datetime.max.replace(tzinfo=UTC)
+    live = [e for e in entries if is_live(e, not_before)]
+    for entry in sorted(live, key=lambda e: (e.indexed_at or far, e.article_id)):
+        for key in entry_keys(entry.canonical_url, entry.content_hash):
+            known.setdefault(key, entry.article_id)
+    return known
+
+
+def entry_of_row(row: dict[str, Any], params: NearParams, run_id: str) -> IndexEntry:
+    """The index entry of a written article row (a stream's kept article: no signature, so a
+    later run matches it by URL and content hash only)."""
+    return IndexEntry(
+        article_id=row["article_id"],
+        canonical_url=row.get("canonical_url"),
+        content_hash=row.get("content_hash"),
+        published_at=row.get("published_at"),
+        word_count=int(row.get("word_count") or 0),
+        signature=None,
+        shingle_count=0,
+        fingerprint=params.fingerprint,
+        run_id=run_id,
+        indexed_at=row.get("ingested_at"),
+    )

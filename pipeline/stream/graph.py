@@ -65,7 +65,7 @@ def build_stream(
     kept, duplicates = (
         normalized
         | "EventTime" >> AssignEventTime()
-        | "Deduplicate" >> StreamDedup(ttl_s=settings.dedup_ttl, known=known)
+        | "Deduplicate" >> StreamDedup(ttl_s=cfg.dedup.ttl, known=known)
     )
     dead = (
         tuple(
@@ -75,20 +75,16 @@ def build_stream(
         | "AllDeadLetters" >> beam.Flatten()
     )
     spec = WindowSpec(settings.window, settings.allowed_lateness)
-    written = (
-        kept
-        | "WriteArticles"
-        >> WriteWindowed("articles", output, ctx.run_id, ctx.article_row, spec, cfg.output.shards),
-        duplicates
-        | "WriteDuplicates"
-        >> WriteWindowed(
-            "duplicates", output, ctx.run_id, ctx.duplicate_row, spec, cfg.output.shards
-        ),
-        dead
-        | "WriteDeadLetters"
-        >> WriteWindowed(
-            "dead_letters", output, ctx.run_id, ctx.dead_letter_row, spec, cfg.output.shards
-        ),
+    day, shards = ctx.started_at.date(), cfg.output.shards
+    written = tuple(
+        records
+        | f"Write{label}"
+        >> WriteWindowed(name, output, ctx.run_id, to_row, spec, ingest_date=day, shards=shards)
+        for label, name, records, to_row in (
+            ("Articles", "articles", kept, ctx.article_row),
+            ("Duplicates", "duplicates", duplicates, ctx.duplicate_row),
+            ("DeadLetters", "dead_letters", dead, ctx.dead_letter_row),
+        )
     )
     return written | "AllFiles" >> beam.Flatten()
 

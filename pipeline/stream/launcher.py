@@ -31,6 +31,7 @@ from pipeline.stream import manifest as stream_manifest
 from pipeline.stream import state
 from pipeline.stream.graph import build_stream, build_unbounded, round_stream
 from pipeline.stream.manifest import RUNNER
+from transforms import sinks
 from transforms.feeds import FeedSource
 from transforms.fetch import Fetcher, PageRequest
 from transforms.poll import (
@@ -197,10 +198,12 @@ def run_stream(
     ctx = graph.RunContext(run_id=run_id, started_at=started_at, pipeline_version=__version__)
     state_path = os.path.join(state.state_dir(output), state.STATE_FILE)
     store = SeenStore(state_path, settings.seen_ttl)
-    kept = state.load_index(output)
+    index = state.index_folder(cfg)
     saved_at = os.path.getmtime(state_path) if os.path.exists(state_path) else 0.0
-    # Rows written after the last save (a round that crashed before saving) count as seen.
-    state.remember_written(store, kept, state.written_since(output, saved_at), started)
+    # Rows written after the last save (a round that crashed before saving) count as seen, and
+    # their kept articles are indexed (again, if the crash came after the index file: harmless).
+    recovered = state.remember_written(store, state.written_since(output, saved_at), started)
+    state.index_kept(index, cfg, run_id, recovered, f"recovered-{int(saved_at * 1e6)}")
     meta = state.load_meta(output)
     watermark: Timestamp | None = None
     if mode == "stream" and meta.get("watermark_micros"):
@@ -219,8 +222,17 @@ def run_stream(
                 stats.rounds += 1
                 stats.items += len(items)
                 LOG.info("round %d: %d new items", stats.rounds, len(items))
-                _run_round(items, cfg, ctx, output, kept, watermark, beam_args or [])
-                state.remember_written(store, kept, state.written_since(output, now), now)
+                # Rows are stamped with when their round ingested them (as a batch run stamps
+                # its start), and partitioned by that date.
+                round_ctx = dataclasses.replace(ctx, started_at=dt.datetime.fromtimestamp(now, UTC))
+                known = state.known_keys(index, round_ctx.started_at, cfg.dedup.ttl)
+                _run_round(items, cfg, round_ctx, output, known, watermark, beam_args or [])
+                kept = state.remember_written(store, state.written_since(output, now), now)
+                label = f"{round_ctx.started_at:%Y%m%dT%H%M%S%fZ}"
+                state.index_kept(index, cfg, run_id, kept, label)
+                if index is not None:
+                    not_before = round_ctx.started_at - dt.timedelta(seconds=cfg.dedup.ttl)
+                    sinks.prune_index(index, not_before)
             store.add(keys, now)
             store.prune(now)
             if mode == "stream":
@@ -231,7 +243,6 @@ def run_stream(
                 watermark = lagged if watermark is None else max(watermark, lagged)
                 meta["watermark_micros"] = watermark.micros
             # state.json last: its time marks what a restart may take as saved.
-            state.save_index(output, kept)
             state.save_meta(output, meta)
             store.save()
             if mode == "replay" and not source.replay:
@@ -331,6 +342,7 @@ def submit_unbounded(cfg: Config, run_id: str | None, beam_args: list[str]) -> s
         pipeline_version=__version__,
     )
     p = beam.Pipeline(options=options)
-    build_unbounded(p, cfg, ctx, cfg.output.path, state.load_index(cfg.output.path), source.feeds)
+    known = state.known_keys(state.index_folder(cfg), started, cfg.dedup.ttl)
+    build_unbounded(p, cfg, ctx, cfg.output.path, known, source.feeds)
     result = p.run()
     return f"news-ingest stream {ctx.run_id}: submitted to {cfg.runner.name} ({result.state})"

@@ -1,25 +1,26 @@
-"""What a stream keeps between rounds, under ``OUT/_stream/``: the seen work keys and each
-feed's validators (``state.json``, see ``transforms.poll.SeenStore``), the dedup index of kept
-articles and the watermark (``meta.json``)."""
+"""What a stream keeps between rounds: under ``OUT/_stream/`` the seen work keys and each
+feed's validators (``state.json``, see ``transforms.poll.SeenStore``) and the watermark
+(``meta.json``); its kept articles go to the one cross-run dedup index that batch runs read and
+write too (``transforms/sinks.py``), so neither driver keeps again what the other kept."""
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from transforms import atomic
+from pipeline.config import Config
+from transforms import atomic, dedup, sinks
 from transforms.poll import SeenStore
 from transforms.schema import TABLES
-from transforms.stream_dedup import index_keys
 
 STATE_DIR = "_stream"
 STATE_FILE = "state.json"
-INDEX_FILE = "dedup_index.json"
 META_FILE = "meta.json"
 
 
@@ -27,17 +28,29 @@ def state_dir(output: str) -> str:
     return os.path.join(output, STATE_DIR)
 
 
-def load_index(output: str) -> dict[str, str]:
-    path = os.path.join(state_dir(output), INDEX_FILE)
-    if not os.path.exists(path):
+def index_folder(cfg: Config) -> str | None:
+    """The cross-run index a stream into ``cfg.output.path`` shares with batch runs (None when
+    ``dedup.index`` is off)."""
+    return sinks.index_dir(cfg.output.path, cfg.dedup.index_path) if cfg.dedup.index else None
+
+
+def known_keys(index: str | None, now: dt.datetime, ttl_s: float) -> dict[str, str]:
+    """Dedup key -> kept article id of every live entry of the index (read again each round: a
+    batch run may have added to it meanwhile, and entries past the TTL drop out)."""
+    if index is None:
         return {}
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    return {str(k): str(v) for k, v in data.get("kept", {}).items()}
+    not_before = now - dt.timedelta(seconds=ttl_s)
+    return dedup.known_keys(sinks.read_index(sinks.index_files(index)), not_before)
 
 
-def save_index(output: str, kept: dict[str, str]) -> None:
-    atomic.write_json(os.path.join(state_dir(output), INDEX_FILE), {"kept": kept}, sort_keys=True)
+def index_kept(
+    index: str | None, cfg: Config, run_id: str, rows: Sequence[dict[str, Any]], label: str
+) -> str | None:
+    """Add the kept article rows of a round to the index (one file per round); returns it."""
+    if index is None or not rows:
+        return None
+    entries = [dedup.entry_of_row(row, cfg.dedup, run_id) for row in rows]
+    return sinks.write_index_file(entries, sinks.stream_index_path(index, run_id, label))
 
 
 def table_files(output: str, name: str, run_id: str | None = None) -> list[str]:
@@ -56,23 +69,15 @@ def written_since(output: str, since: float) -> Iterator[dict[str, Any]]:
 
 
 def remember_written(
-    store: SeenStore, kept: dict[str, str], rows: Iterator[dict[str, Any]], now: float
-) -> None:
-    """Mark the inputs of written rows as seen and index the kept articles' dedup keys."""
-    from transforms.schema import Article
-
+    store: SeenStore, rows: Iterator[dict[str, Any]], now: float
+) -> list[dict[str, Any]]:
+    """Mark the inputs of written rows as seen; returns the kept articles' rows among them."""
+    kept = []
     for row in rows:
         store.add([f"ref:{row['source_ref']}"], now)
         if "content_hash" in row and "duplicate_of" not in row:
-            article = Article(
-                article_id=row["article_id"],
-                source_kind=row["source_kind"],
-                source_ref=row["source_ref"],
-                canonical_url=row.get("canonical_url"),
-                content_hash=row.get("content_hash"),
-            )
-            for key in index_keys(article):
-                kept.setdefault(key, article.article_id)
+            kept.append(row)
+    return kept
 
 
 def load_meta(output: str) -> dict[str, Any]:

@@ -104,10 +104,10 @@ def test_each_stage_section_is_that_stage_options_object():
 
 def test_stream_durations_are_seconds_given_as_durations(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("stream:\n  window: 2m\n  dedup_ttl: 7d\n  duration: 90\n")
+    path.write_text("stream:\n  window: 2m\n  duration: 90\ndedup:\n  ttl: 7d\n")
     cfg = config.load(path)
-    assert (cfg.stream.window, cfg.stream.dedup_ttl, cfg.stream.duration) == (120.0, 604800.0, 90.0)
-    assert Config().stream.dedup_ttl == 30 * 86400.0
+    assert (cfg.stream.window, cfg.dedup.ttl, cfg.stream.duration) == (120.0, 604800.0, 90.0)
+    assert Config().dedup.ttl == 30 * 86400.0
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,8 @@ def test_stream_durations_are_seconds_given_as_durations(tmp_path):
         ({"dedup": {"bands": 7}}, "dedup.num_perm"),
         ({"stories": {"window_hours": 0}}, "stories.window_hours"),
         ({"stream": {"window": "5 minutes"}}, "stream.window: not a duration"),
-        ({"stream": {"dedup_ttl": 0}}, "stream.dedup_ttl must be positive"),
+        ({"dedup": {"ttl": 0}}, "dedup.ttl must be positive"),
+        ({"stream": {"seen_ttl": "0s"}}, "stream.seen_ttl must be positive"),
     ],
 )
 def test_a_stage_option_checks_itself_and_the_error_names_the_key(overrides, message):

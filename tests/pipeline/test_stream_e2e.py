@@ -56,10 +56,15 @@ def test_replay_files_follow_the_contract_with_the_window_in_their_names(replay_
     root, proc = replay_and_batch
     out = root / "stream"
     files = sorted(p.relative_to(out).as_posix() for p in out.glob("articles/*/*.parquet"))
-    # Dated seeds land in the window of their date; undated ones in the window of their replay.
-    assert any(f.startswith("articles/ingest_date=2024-10-28/part-replay-1-w20241028T000000Z-")
-               for f in files)  # fmt: skip
+    # Dated seeds land in the window of their date (in the file name); undated ones in the
+    # window of their replay. The partition is when the rows were ingested, as in batch.
+    assert any("/part-replay-1-w20241028T000000Z-" in f for f in files)
     assert all(f.split("/")[2].startswith("part-replay-1-w") for f in files)
+    for path in out.glob("articles/*/*.parquet"):
+        ingested = {
+            t.date().isoformat() for t in pq.read_table(path).column("ingested_at").to_pylist()
+        }
+        assert {path.parent.name} == {f"ingest_date={d}" for d in ingested}
     dated = read_table(out, "articles").to_pylist()
     for row in dated:
         if row["published_at"] is not None:
@@ -259,12 +264,15 @@ def test_stream_ingests_each_new_feed_entry_exactly_once_and_restarts_cleanly(tm
         assert manifest["counts"]["articles"] == len(published)
         assert manifest["stream"]["polls"].get("not_modified", 0) >= 1
         assert "stream:" in stdout
-        # Event time is the entry's pubDate: every article sits in its window's partition.
+        # Event time is the entry's pubDate: every article sits in its window's file.
         rows = read_table(out, "articles").to_pylist()
         for row in rows:
             assert row["published_at"] is not None
+        # The partition is the date the rows were ingested (not their 2026-11-20 windows).
         for path in out.glob("articles/*/*.parquet"):
-            assert path.parent.name == "ingest_date=2026-11-20"
+            ingested = pq.read_table(path).column("ingested_at").to_pylist()
+            assert {path.parent.name} == {f"ingest_date={t.date().isoformat()}" for t in ingested}
+            assert "-w20261120T" in path.name
         # Entries 1-2 came in the first round (no watermark yet): on time. Entries 3-5 are two
         # days old when later rounds start at now - watermark_lag: late, written anyway.
         file_of = {}

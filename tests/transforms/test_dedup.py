@@ -31,6 +31,7 @@ from transforms.dedup import (
     estimated_jaccard,
     index_entry,
     keeper_key,
+    known_keys,
     near_similarity,
     node_of,
     pick_keeper,
@@ -447,6 +448,47 @@ def test_index_files_round_trip_and_exclude_a_run(tmp_path: Path) -> None:
     assert len(files) == 2
     assert [list(sinks.read_index_file(f)) for f in files if "run=r1/" in f] == [[]]
     assert not (tmp_path / "_index" / "_staging").exists()
+
+
+def _entry(article_id, url, content_hash, indexed_at, run="r0"):
+    return IndexEntry(
+        article_id, url, content_hash, None, 5, None, 0, PARAMS.fingerprint, run, indexed_at
+    )
+
+
+def test_known_keys_drop_entries_past_the_ttl_and_the_earliest_keeper_wins() -> None:
+    entries = [
+        _entry("late", "https://u", "h1", day(9)),
+        _entry("early", "https://u", "h2", day(3)),
+        _entry("expired", "https://old", "h3", day(1)),
+        _entry("undated", None, "h4", None),  # written before indexed_at existed
+    ]
+    known = known_keys(entries, not_before=day(2))
+    assert known == {
+        "url:https://u": "early",
+        "hash:h2": "early",
+        "hash:h1": "late",
+        "hash:h4": "undated",
+    }
+    assert "url:https://old" in known_keys(entries, not_before=None)
+
+
+def test_the_index_shrinks_files_past_the_ttl_are_deleted_live_ones_filtered(
+    tmp_path: Path,
+) -> None:
+    index = str(tmp_path / "_index")
+    old = sinks.write_index_file(
+        [_entry("a", None, "ha", day(1))], sinks.stream_index_path(index, "s1", "r1")
+    )
+    mixed = sinks.write_index_file(
+        [_entry("b", None, "hb", day(1)), _entry("c", None, "hc", day(8))],
+        sinks.stream_index_path(index, "s2", "r1"),
+    )
+    assert sinks.newest_entry_time(mixed) == day(8)  # from the footer
+    assert [e.article_id for e in sinks.read_index([old, mixed], not_before=day(5))] == ["c"]
+    assert sinks.prune_index(index, not_before=day(5)) == [old]
+    assert sinks.index_files(index) == [mixed]
+    assert not (tmp_path / "_index" / "run=s1").exists()
 
 
 def test_deduplicate_counters() -> None:
