@@ -28,7 +28,7 @@ from transforms.schema import (
     DeadLetter,
     RawDocument,
 )
-from transforms.stage import ApplyStage, rejection
+from transforms.stage import ApplyStage, dead_letter
 
 STAGE = "read"
 
@@ -130,14 +130,7 @@ def read_capped(path: str, max_bytes: int) -> bytes:
 
 
 def _warc_dead(ref: str, url: str | None, reason: str, message: str) -> DeadLetter:
-    return DeadLetter(
-        source_ref=ref,
-        stage=STAGE,
-        reason=reason,
-        error_message=message,
-        source_kind=SOURCE_WARC,
-        url=url,
-    )
+    return dead_letter(STAGE, reason, ref, source_kind=SOURCE_WARC, url=url, message=message)
 
 
 WARC_HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -225,8 +218,14 @@ def read_path(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocu
         content = read_capped(path, max_bytes)
     except (OSError, ValueError, EOFError, zlib.error) as exc:  # zlib: a plain file named .gz
         reason = "too_large" if "exceeds" in str(exc) else "unreadable"
-        dead = rejection(path, STAGE, reason, f"{type(exc).__name__}: {exc}")
-        yield DeadLetter(**{**dead.__dict__, "source_kind": kind, "error_type": type(exc).__name__})
+        yield dead_letter(
+            STAGE,
+            reason,
+            path,
+            source_kind=kind,
+            error_type=type(exc).__name__,
+            message=f"{type(exc).__name__}: {exc}",
+        )
         return
     yield RawDocument(source_ref=path, source_kind=kind, content=content)
 
