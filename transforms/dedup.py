@@ -420,18 +420,30 @@ class Resolution:
     duplicates: list[Duplicate]
 
 
-def resolve_cluster(nodes: Sequence[Node], articles: dict[str, Article]) -> Resolution:
-    """Choose the keeper of a cluster and describe every other new article relative to it.
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """What dedup decided for one new article's node: kept (``duplicate_of`` None) or a copy of
+    ``duplicate_of``. Decisions carry ids only; they are joined back to the articles once."""
+
+    node: Node
+    duplicate_of: str | None = None
+    kind: str | None = None
+    similarity: float = 1.0
+    of_earlier_run: bool = False
+
+
+def decide_cluster(nodes: Sequence[Node]) -> list[Decision]:
+    """Choose the keeper of a cluster and describe every other new node relative to it.
 
     Args:
         nodes: all nodes of the cluster (new articles and index entries).
-        articles: node_id -> Article for the new articles of the cluster.
 
     Returns:
-        The kept article (or None) and the duplicates; each duplicate's ``dedup_kind`` is ``url``
-        when it has the keeper's canonical URL, ``exact`` when it has its content hash, else
-        ``near`` with the estimated Jaccard similarity to the keeper (which may be under the
-        threshold when the copy joined the cluster through another copy).
+        One decision per new node: the keeper's (kept; none when an earlier run's article is
+        the keeper), then the copies in keeper order. A copy's ``kind`` is ``url`` when it has
+        the keeper's canonical URL, ``exact`` when it has its content hash, else ``near`` with
+        the estimated Jaccard similarity to the keeper (which may be under the threshold when
+        the copy joined the cluster through another copy).
     """
     ordered = sorted(nodes, key=lambda n: n.sort_key)
     keeper = ordered[0]
@@ -440,12 +452,10 @@ def resolve_cluster(nodes: Sequence[Node], articles: dict[str, Article]) -> Reso
         if n.signature is not None and n.content_hash and n.content_hash not in signatures:
             signatures[n.content_hash] = n.signature
     keeper_sig = keeper.signature or signatures.get(keeper.content_hash or "")
-    kept = None if keeper.prior else articles[keeper.node_id]
-    dups: list[Duplicate] = []
+    decisions = [] if keeper.prior else [Decision(keeper)]
     for n in ordered[1:]:
-        if n.prior or n.node_id not in articles:
+        if n.prior:
             continue
-        article = articles[n.node_id]
         if keeper.canonical_url and n.canonical_url == keeper.canonical_url:
             kind, sim = DEDUP_URL, 1.0
         elif keeper.content_hash and n.content_hash == keeper.content_hash:
@@ -454,7 +464,27 @@ def resolve_cluster(nodes: Sequence[Node], articles: dict[str, Article]) -> Reso
             own = n.signature or signatures.get(n.content_hash or "")
             kind = DEDUP_NEAR
             sim = estimated_jaccard(own, keeper_sig) if own and keeper_sig else float("nan")
-        dups.append(Duplicate(article, keeper.article_id, kind, round(sim, 6)))
+        decisions.append(Decision(n, keeper.article_id, kind, round(sim, 6), keeper.prior))
+    return decisions
+
+
+def resolve_cluster(nodes: Sequence[Node], articles: dict[str, Article]) -> Resolution:
+    """``decide_cluster`` applied to the cluster's new articles (``node_id`` -> Article).
+
+    Returns:
+        The kept article (or None) and the duplicates of the keeper.
+    """
+    kept: Article | None = None
+    dups: list[Duplicate] = []
+    for d in decide_cluster(nodes):
+        article = articles.get(d.node.node_id)
+        if article is None:
+            continue
+        if d.duplicate_of is None:
+            kept = article
+        else:
+            assert d.kind is not None
+            dups.append(Duplicate(article, d.duplicate_of, d.kind, d.similarity))
     return Resolution(kept, dups)
 
 
@@ -517,6 +547,7 @@ _ARTICLE = "article"
 _ROOT = "root"
 _SKETCH = "sketch"
 _EDGE = "edge"
+_DECISION = "decision"
 
 
 def _url_key(node: Node) -> Iterator[tuple[str, Node]]:
@@ -524,40 +555,57 @@ def _url_key(node: Node) -> Iterator[tuple[str, Node]]:
         yield node.canonical_url, node
 
 
-class _GroupByText(beam.DoFn):
-    """One content hash: exact-duplicate edges, every node, and one signature per distinct text
-    (computed once, from a new article's text, unless the index already has it)."""
+class _ToNode(beam.DoFn):
+    """Article -> its node: ids, keeper rank and, for near duplicates, its MinHash signature
+    (computed here, where the text is, so that no grouping carries text)."""
 
     def __init__(self, params: NearParams):
         self.params = params
 
     def setup(self) -> None:
-        self.hasher = MinHasher(self.params)
+        self.hasher = MinHasher(self.params) if self.params.near else None
         self.signatures = Metrics.counter(STAGE, "signatures")
 
-    def process(self, keyed: tuple[str, Iterable[Any]]) -> Iterable[Any]:
-        nodes: list[Node] = []
-        texts: dict[str, str] = {}
-        for item in keyed[1]:
-            if isinstance(item, IndexEntry):
-                nodes.append(item.node(self.params))
-            else:
-                node = node_of(item)
-                nodes.append(node)
-                texts[node.node_id] = item.text
-        nodes.sort(key=lambda n: n.sort_key)
+    def process(self, article: Article) -> Iterable[Node]:
+        node = node_of(article)
+        if self.hasher is not None:
+            signature, count = self.hasher.signature(article.text)
+            self.signatures.inc()
+            node = dataclasses.replace(node, signature=signature, shingle_count=count)
+        yield node
+
+
+def _unsigned(node: Node) -> Node:
+    return dataclasses.replace(node, signature=None, shingle_count=0)
+
+
+class _GroupByText(beam.DoFn):
+    """One content hash: exact-duplicate edges, every node, and one sketch per distinct text
+    (the head's; equal content hashes mean equal word sequences, hence equal shingles). New
+    nodes other than the head drop their signature: the head's stands for the text."""
+
+    def __init__(self, params: NearParams):
+        self.params = params
+
+    def process(self, keyed: tuple[str, Iterable[Node]]) -> Iterable[Any]:
+        nodes = sorted(keyed[1], key=lambda n: n.sort_key)
         for e in star_edges(nodes, DEDUP_EXACT):
             yield pvalue.TaggedOutput(_EDGE, e)
         head = nodes[0]
-        if self.params.near and head.signature is None and texts:
-            # Equal content hashes mean equal word sequences, hence equal shingles.
-            signature, count = self.hasher.signature(texts[min(texts)])
-            self.signatures.inc()
-            head = dataclasses.replace(head, signature=signature, shingle_count=count)
+        if self.params.near and head.signature is None:
+            signed = sorted(
+                (n for n in nodes if not n.prior and n.signature is not None),
+                key=lambda n: n.node_id,
+            )
+            if signed:
+                head = dataclasses.replace(
+                    head, signature=signed[0].signature, shingle_count=signed[0].shingle_count
+                )
         if self.params.near and head.signature is not None:
             yield pvalue.TaggedOutput(_SKETCH, head)
         yield head
-        yield from nodes[1:]
+        for n in nodes[1:]:
+            yield n if n.prior else _unsigned(n)
 
 
 class _GroupByURL(beam.DoFn):
@@ -593,34 +641,21 @@ def _roots(keyed: tuple[int, Iterable[Edge]]) -> Iterator[tuple[str, str]]:
     yield from sorted(components(keyed[1]).items())
 
 
-class _AttachRoot(beam.DoFn):
-    """Send each node and new article to its cluster; an article in no cluster goes straight
-    to the kept articles, with its index entry."""
-
-    def __init__(self, params: NearParams):
-        self.params = params
-
-    def setup(self) -> None:
-        self.kept = Metrics.counter(STAGE, "kept")
-
-    def process(self, keyed: tuple[str, dict[str, list[Any]]]) -> Iterable[Any]:
-        node_id, joined = keyed
-        roots, nodes = list(joined[_ROOT]), list(joined[_NODE])
-        articles = list(joined[_ARTICLE])
+def _attach_root(keyed: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
+    """A node in no cluster is kept (a decision at once); any other goes to its cluster."""
+    _node_id, joined = keyed
+    roots, nodes = list(joined[_ROOT]), list(joined[_NODE])
+    for node in nodes:
         if not roots:
-            for article in articles:
-                self.kept.inc()
-                yield pvalue.TaggedOutput(KEPT, article)
-                node = nodes[0] if nodes else None
-                yield pvalue.TaggedOutput(INDEXED, index_entry(article, node, self.params))
-            return
-        for article in articles:
-            yield roots[0], (_ARTICLE, node_id, article)
-        for node in nodes:
-            yield roots[0], (_NODE, node_id, node)
+            if not node.prior:
+                yield pvalue.TaggedOutput(_DECISION, Decision(node))
+        else:
+            yield roots[0], node
 
 
-class _ResolveClusters(beam.DoFn):
+class _ApplyDecisions(beam.DoFn):
+    """The one join of text and decisions: each new article with the decision on its node."""
+
     def __init__(self, params: NearParams):
         self.params = params
 
@@ -632,29 +667,33 @@ class _ResolveClusters(beam.DoFn):
         }
         self.earlier = Metrics.counter(STAGE, "duplicates_of_earlier_runs")
 
-    def process(self, keyed: tuple[str, Iterable[Any]]) -> Iterable[Any]:
-        nodes: dict[str, Node] = {}
-        articles: dict[str, Article] = {}
-        for tag, node_id, value in keyed[1]:
-            if tag == _ARTICLE:
-                articles[node_id] = value
-            else:
-                nodes[node_id] = value
-        resolution = resolve_cluster(list(nodes.values()), articles)
-        if resolution.kept is not None:
-            self.kept.inc()
-            yield pvalue.TaggedOutput(KEPT, resolution.kept)
-            keeper = nodes.get(node_id_of(resolution.kept))
-            yield pvalue.TaggedOutput(INDEXED, index_entry(resolution.kept, keeper, self.params))
-        for dup in resolution.duplicates:
-            self.by_kind[dup.dedup_kind].inc()
-            if resolution.kept is None:
+    def process(self, keyed: tuple[str, dict[str, list[Any]]]) -> Iterable[Any]:
+        _node_id, joined = keyed
+        decisions = list(joined[_DECISION])
+        for article in joined[_ARTICLE]:
+            decision = decisions[0]
+            if decision.duplicate_of is None:
+                self.kept.inc()
+                yield article
+                entry = index_entry(article, decision.node, self.params)
+                yield pvalue.TaggedOutput(INDEXED, entry)
+                continue
+            self.by_kind[decision.kind].inc()
+            if decision.of_earlier_run:
                 self.earlier.inc()
-            yield pvalue.TaggedOutput(DUPLICATES, dup)
+            yield pvalue.TaggedOutput(
+                DUPLICATES,
+                Duplicate(article, decision.duplicate_of, decision.kind, decision.similarity),
+            )
 
 
 class Deduplicate(beam.PTransform):
     """Article -> (kept Article, Duplicate, IndexEntry of each kept article).
+
+    Shuffles carry ids, not text: each article becomes a ``Node`` (ids, URL, content hash,
+    keeper rank, signature) where its text is, the groupings (by text, URL, LSH band, cluster)
+    move only nodes and edges, and the decisions are joined back to the articles once
+    (``JoinDecisions``), the way datatrove's MinHash steps move ``(file, doc)`` ids.
 
     Args:
         params: the ``dedup:`` section (``None``: the defaults).
@@ -676,15 +715,14 @@ class Deduplicate(beam.PTransform):
 
     def expand(self, articles):  # type: ignore[no-untyped-def]
         params = self.params
-        texts = [articles | "KeyByText" >> beam.Map(lambda a: (a.content_hash or a.article_id, a))]
+        new_nodes = articles | "ToNodes" >> beam.ParDo(_ToNode(params))
+        node_sets = [new_nodes]
         if self.index is not None:
-            texts.append(
-                self.index
-                | "KeyIndexByText" >> beam.Map(lambda e: (e.content_hash or e.article_id, e))
-            )
+            node_sets.append(self.index | "IndexNodes" >> beam.Map(lambda e: e.node(params)))
         by_text = (
-            texts
-            | "MergeTexts" >> beam.Flatten()
+            node_sets
+            | "MergeNodes" >> beam.Flatten()
+            | "KeyByText" >> beam.Map(lambda n: (n.content_hash or n.article_id, n))
             | "GroupByText" >> beam.GroupByKey()
             | "ExactEdges"
             >> beam.ParDo(_GroupByText(params)).with_outputs(_EDGE, _SKETCH, main=_NODE)
@@ -712,27 +750,28 @@ class Deduplicate(beam.PTransform):
             | "GatherEdges" >> beam.GroupByKey()
             | "UnionFind" >> beam.FlatMap(_roots)
         )
+        # Only nodes (ids, hashes, signatures, keeper ranks) cross the groupings up to here.
         attached = (
-            {
-                _NODE: nodes | "KeyNodes" >> beam.Map(lambda n: (n.node_id, n)),
-                _ARTICLE: articles | "KeyArticles" >> beam.Map(lambda a: (node_id_of(a), a)),
-                _ROOT: roots,
-            }
+            {_NODE: nodes | "KeyNodes" >> beam.Map(lambda n: (n.node_id, n)), _ROOT: roots}
             | "JoinRoots" >> beam.CoGroupByKey()
-            | "AttachRoots"
-            >> beam.ParDo(_AttachRoot(params)).with_outputs(KEPT, INDEXED, main=_ROOT)
+            | "AttachRoots" >> beam.FlatMap(_attach_root).with_outputs(_DECISION, main=_ROOT)
         )
-        resolved = (
+        clustered = (
             attached[_ROOT]
             | "GroupByCluster" >> beam.GroupByKey()
-            | "PickKeepers"
-            >> beam.ParDo(_ResolveClusters(params)).with_outputs(
-                KEPT, INDEXED, DUPLICATES, main=_NODE
-            )
+            | "PickKeepers" >> beam.FlatMap(lambda kv: decide_cluster(list(kv[1])))
         )
-        kept = (attached[KEPT], resolved[KEPT]) | "AllKept" >> beam.Flatten()
-        indexed = (attached[INDEXED], resolved[INDEXED]) | "AllIndexed" >> beam.Flatten()
-        return kept, resolved[DUPLICATES], indexed
+        decisions = (attached[_DECISION], clustered) | "AllDecisions" >> beam.Flatten()
+        applied = (
+            {
+                _ARTICLE: articles | "KeyArticles" >> beam.Map(lambda a: (node_id_of(a), a)),
+                _DECISION: decisions | "KeyDecisions" >> beam.Map(lambda d: (d.node.node_id, d)),
+            }
+            | "JoinDecisions" >> beam.CoGroupByKey()
+            | "ApplyDecisions"
+            >> beam.ParDo(_ApplyDecisions(params)).with_outputs(INDEXED, DUPLICATES, main=KEPT)
+        )
+        return applied[KEPT], applied[DUPLICATES], applied[INDEXED]
 
 
 # --------------------------------------------------------------------------------------------
