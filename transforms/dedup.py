@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -34,6 +33,8 @@ import numpy as np
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
+from transforms import lsh
+from transforms.lsh import SIGNATURE_DTYPE, UnionFind, check_banding
 from transforms.schema import DEDUP_EXACT, DEDUP_NEAR, DEDUP_URL, UTC, Article, Duplicate
 
 STAGE = "dedup"
@@ -42,7 +43,6 @@ KEPT = "kept"
 INDEXED = "indexed"
 
 ENGINE = "rensa-0.5"
-SIGNATURE_DTYPE = np.dtype("<u4")
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _FAR_FUTURE = 2**62
@@ -50,18 +50,6 @@ _FAR_FUTURE = 2**62
 
 # --------------------------------------------------------------------------------------------
 # Parameters
-
-
-def check_banding(num_perm: int, bands: int, max_bucket: int) -> None:
-    """Check MinHash/LSH banding parameters (shared by dedup and stories).
-
-    Raises:
-        ValueError: ``num_perm`` is not a positive multiple of ``bands``, or ``max_bucket`` < 2.
-    """
-    if num_perm < 1 or bands < 1 or num_perm % bands:
-        raise ValueError(f"num_perm ({num_perm}) must be a positive multiple of bands ({bands})")
-    if max_bucket < 2:
-        raise ValueError(f"max_bucket must be at least 2, got {max_bucket}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,12 +165,8 @@ def as_array(signature: bytes) -> np.ndarray:
 
 
 def band_keys(signature: bytes, params: NearParams) -> list[str]:
-    """One LSH key per band: the band number and a hash of its rows."""
-    width = params.rows * SIGNATURE_DTYPE.itemsize
-    return [
-        f"{b:03d}:{hashlib.blake2b(signature[b * width : (b + 1) * width], digest_size=8).hexdigest()}"
-        for b in range(params.bands)
-    ]
+    """One LSH key per band (``transforms.lsh.band_keys`` under these parameters)."""
+    return lsh.band_keys(signature, params.bands, params.rows)
 
 
 def estimated_jaccard(a: bytes, b: bytes) -> float:
@@ -331,33 +315,6 @@ def star_edges(nodes: Sequence[Node], kind: str) -> list[Edge]:
     return [edge(head, n.node_id, kind) for n in ordered[1:] if n.node_id != head]
 
 
-class UnionFind:
-    """Union-find over string ids; the root of a component is its smallest id, so the result
-    does not depend on the order in which edges arrive."""
-
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-
-    def find(self, x: str) -> str:
-        parent = self.parent
-        root = parent.setdefault(x, x)
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            if rb < ra:
-                ra, rb = rb, ra
-            self.parent[rb] = ra
-
-    def components(self) -> dict[str, str]:
-        return {x: self.find(x) for x in self.parent}
-
-
 def bucket_edges(nodes: Sequence[Node], params: NearParams) -> list[Edge]:
     """Verified near-duplicate edges among the nodes sharing one LSH band key.
 
@@ -373,34 +330,18 @@ def bucket_edges(nodes: Sequence[Node], params: NearParams) -> list[Edge]:
     )
     if len(members) < 2 or all(n.prior for n in members):
         return []
-    exhaustive = len(members) <= params.max_bucket
-    local = UnionFind()
-    reps: list[Node] = []
-    edges: list[Edge] = []
-    for i, node in enumerate(members):
-        local.find(node.node_id)
-        others = members[:i] if exhaustive else reps
-        joined = False
-        for other in others:
-            if node.prior and other.prior:
-                continue
-            if local.find(node.node_id) == local.find(other.node_id):
-                joined = True
-                continue
-            sim = near_similarity(
-                node.signature,  # type: ignore[arg-type]
-                node.shingle_count,
-                other.signature,  # type: ignore[arg-type]
-                other.shingle_count,
-                params,
-            )
-            if sim is not None:
-                local.union(node.node_id, other.node_id)
-                edges.append(edge(node.node_id, other.node_id, DEDUP_NEAR))
-                joined = True
-        if not joined:
-            reps.append(node)
-    return edges
+
+    def verify(a: Node, b: Node) -> bool:
+        assert a.signature is not None and b.signature is not None
+        return (
+            near_similarity(a.signature, a.shingle_count, b.signature, b.shingle_count, params)
+            is not None
+        )
+
+    pairs = lsh.spanning_pairs(
+        members, verify, params.max_bucket, skip=lambda a, b: a.prior and b.prior
+    )
+    return [edge(a.node_id, b.node_id, DEDUP_NEAR) for a, b in pairs]
 
 
 def components(edges: Iterable[Edge]) -> dict[str, str]:
