@@ -36,7 +36,11 @@ def one_mode(isolation: str, paragraphs: int, timeout: float) -> None:
     threads_before = threading.active_count()
     started = time.perf_counter()
     p = beam.Pipeline("DirectRunner")
-    _ = p | beam.Create([raw]) | Extract(timeout, ExtractOptions(max_elements=10**8), isolation)
+    _ = (
+        p
+        | beam.Create([raw])
+        | Extract(ExtractOptions(timeout_s=timeout, isolation=isolation, max_elements=10**8))
+    )
     result = p.run()
     result.wait_until_finish()
     wall = time.perf_counter() - started

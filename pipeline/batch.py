@@ -142,7 +142,8 @@ def run(
 
     ctx = graph.RunContext(run_id=run_id, started_at=started, pipeline_version=__version__)
     p = beam.Pipeline(options=options)
-    outputs = graph.build(p, cfg, paths, index_files, run_id)
+    not_before = started - dt.timedelta(seconds=cfg.dedup.ttl)
+    outputs = graph.build(p, cfg, paths, index_files, run_id, not_before)
     written = graph.write(outputs, output, ctx, cfg.output.shards, index)
     finish = functools.partial(
         finish_run,
@@ -232,6 +233,8 @@ def finish_run(
         # After the tables: a crash in between re-ingests this run's articles next time, but
         # never marks an article as a copy of one that was not written.
         sinks.commit_index(index, run_id)
+        # Entries past the TTL no longer match; files holding only those go.
+        sinks.prune_index(index, started - dt.timedelta(seconds=cfg.dedup.ttl))
     finished = dt.datetime.now(UTC)
     seconds = time.monotonic() - t0 if t0 is not None else (finished - started).total_seconds()
     counts = {name: 0 for name in TABLES} | manifest.table_counts(files)

@@ -15,53 +15,26 @@ from typing import Any
 
 import yaml
 
-from transforms.clean import DEFAULT_MIN_REPEAT_WORDS
+from transforms.clean import CleanOptions
+from transforms.dedup import NearParams
+from transforms.durations import parse_duration
+from transforms.extract import ExtractOptions
 from transforms.feeds import FeedSource, feed_source
 from transforms.normalize import NormalizeOptions
+from transforms.sources import ReadOptions
+from transforms.stories import StoryParams
 from transforms.web.http import FetchPolicy
 
 if typing.TYPE_CHECKING:
-    from transforms.dedup import NearParams
     from transforms.sitemaps import SitemapLimits
-    from transforms.stories import StoryParams
 
 HOME = Path(os.environ.get("NEWS_INGEST_HOME", Path(__file__).resolve().parents[1]))
 CONFIG_DIR = HOME / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 
 
-T = typing.TypeVar("T")
-
-
 class ConfigError(ValueError):
     """The configuration cannot be used; the message names the key."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ReadConfig:
-    max_bytes: int = 20 * 1024 * 1024
-
-
-@dataclasses.dataclass(frozen=True)
-class ExtractConfig:
-    timeout_s: float = 30.0
-    isolation: str = "auto"
-    max_elements: int = 50_000
-    favor_precision: bool = False
-    include_tables: bool = True
-    drop_title_block: bool = True
-    max_link_density: float | None = 0.5
-    second_opinion: bool = True
-    min_agreement: float = 0.5
-
-
-@dataclasses.dataclass(frozen=True)
-class CleanConfig:
-    min_words: int = 1
-    min_repeat_words: int = DEFAULT_MIN_REPEAT_WORDS
-    # The default rule pack, and a directory of per-source packs ("" for none).
-    rules: str = "configs/boilerplate.yaml"
-    packs: str = "configs/packs"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,33 +61,6 @@ class DiscoverConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class DedupConfig:
-    near: bool = True
-    threshold: float = 0.8
-    containment: float = 0.85
-    min_length_ratio: float = 0.6
-    shingle_size: int = 5
-    num_perm: int = 128
-    bands: int = 32
-    seed: int = 1
-    max_bucket: int = 200
-    index: bool = True
-    index_path: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class StoriesConfig:
-    enabled: bool = True
-    threshold: float = 0.25
-    lead_words: int = 200
-    window_hours: float = 72.0
-    num_perm: int = 128
-    bands: int = 64
-    seed: int = 7
-    max_bucket: int = 200
-
-
-@dataclasses.dataclass(frozen=True)
 class ErrorsConfig:
     max_failure_ratio: float = 0.5
 
@@ -133,34 +79,60 @@ class RunnerConfig:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+def _duration(default: float | None) -> Any:
+    """A field given in the config as seconds or a duration ("30s", "5m", "2h", "7d")."""
+    return dataclasses.field(default=default, metadata={"duration": True})
+
+
 @dataclasses.dataclass(frozen=True)
 class StreamConfig:
-    """``news-ingest stream`` and ``replay``: durations as seconds or "30s", "5m", "2h", "7d"."""
+    """``news-ingest stream`` and ``replay``: the stream driver's options, durations in seconds.
 
-    window: str = "5m"
-    allowed_lateness: str = "1h"
-    watermark_lag: str = "1h"
-    poll_every: str = "30s"
-    seen_ttl: str = "30d"
-    dedup_ttl: str = "30d"
-    duration: str | None = None
+    Attributes:
+        window: fixed event-time window size.
+        allowed_lateness: how long after a window ends records still join it as a late pane.
+        watermark_lag: how far the watermark trails the wall clock between polling rounds.
+        poll_every: how often due feeds and watched folders are looked at.
+        seen_ttl: how long an emitted feed entry or file is remembered.
+        duration: stop after this long (None: run until a signal).
+        speed: replay speed (how many times faster than the documents' dates are apart).
+    """
+
+    window: float = _duration(300.0)
+    allowed_lateness: float = _duration(3600.0)
+    watermark_lag: float = _duration(3600.0)
+    poll_every: float = _duration(30.0)
+    seen_ttl: float = _duration(30 * 86400.0)
+    duration: float | None = _duration(None)
     speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("window", "poll_every", "seen_ttl"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("allowed_lateness", "watermark_lag"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError(f"duration must be positive, got {self.duration}")
+        if self.speed <= 0:
+            raise ValueError(f"speed must be positive, got {self.speed}")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    # Each stage's section is that stage's options object itself: one set of defaults, checked
+    # by its own __post_init__ (raised here as ConfigError naming the key).
     inputs: tuple[str, ...] = ("seeds",)
-    read: ReadConfig = ReadConfig()
-    extract: ExtractConfig = ExtractConfig()
-    clean: CleanConfig = CleanConfig()
-    # the section is the normalize stage's options (checked by their __post_init__)
+    read: ReadOptions = ReadOptions()
+    extract: ExtractOptions = ExtractOptions()
+    clean: CleanOptions = CleanOptions()
     normalize: NormalizeOptions = NormalizeOptions()
-    # the section is the fetch policy itself (one set of defaults, checked by its __post_init__)
     fetch: FetchPolicy = FetchPolicy()
     feeds: FeedsConfig = FeedsConfig()
     discover: DiscoverConfig = DiscoverConfig()
-    dedup: DedupConfig = DedupConfig()
-    stories: StoriesConfig = StoriesConfig()
+    dedup: NearParams = NearParams()
+    stories: StoryParams = StoryParams()
     errors: ErrorsConfig = ErrorsConfig()
     output: OutputConfig = OutputConfig()
     runner: RunnerConfig = RunnerConfig()
@@ -207,11 +179,26 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     if unknown:
         dotted = ", ".join(f"{where}.{k}".lstrip(".") for k in unknown)
         raise ConfigError(f"unknown config key: {dotted}")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}".lstrip(".")) for k, v in data.items()}
+    durations = {f.name for f in dataclasses.fields(cls) if f.metadata.get("duration")}
+    kwargs = {}
+    for k, v in data.items():
+        key = f"{where}.{k}".lstrip(".")
+        if k in durations and v is not None:
+            try:
+                v = parse_duration(v)
+            except ValueError as exc:
+                raise ConfigError(f"{key}: {exc}") from exc
+        kwargs[k] = _coerce(v, hints[k], key)
     try:
         return cls(**kwargs)
-    except ValueError as exc:  # a section that validates itself (e.g. the fetch policy)
-        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from exc
+    except ValueError as exc:  # a section that validates itself
+        message = str(exc)
+        if not where:
+            raise ConfigError(message) from exc
+        # Options name the field first ("max_bytes must be ..."): name it with its section.
+        first = message.split(" ", 1)[0].rstrip(":")
+        dotted = f"{where}.{message}" if first in names else f"{where}: {message}"
+        raise ConfigError(dotted) from exc
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -246,78 +233,16 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"runner.workers: must be at least 1, got {cfg.runner.workers}")
     if cfg.output.shards < 1:
         raise ConfigError(f"output.shards: must be at least 1, got {cfg.output.shards}")
-    if cfg.extract.timeout_s <= 0:
-        raise ConfigError("extract.timeout_s: must be positive")
-    if cfg.extract.isolation not in ("auto", "subprocess", "thread"):
-        raise ConfigError(
-            f"extract.isolation: one of auto, subprocess, thread; got {cfg.extract.isolation!r}"
-        )
     if cfg.extract.isolation == "subprocess" and cfg.runner.name == "dask":
         # dask's worker processes are daemonic, and those may not start child processes
         raise ConfigError("extract.isolation: subprocess is not possible on dask; use thread")
-    if cfg.extract.max_elements < 1:
-        raise ConfigError("extract.max_elements: must be at least 1")
-    density = cfg.extract.max_link_density
-    if density is not None and not 0 <= density <= 1:
-        raise ConfigError(f"extract.max_link_density: must be in [0, 1] or null, got {density}")
-    if not 0 <= cfg.extract.min_agreement <= 1:
-        raise ConfigError(
-            f"extract.min_agreement: must be in [0, 1], got {cfg.extract.min_agreement}"
-        )
-    if cfg.read.max_bytes <= 0:
-        raise ConfigError("read.max_bytes: must be positive")
-    if cfg.clean.min_words < 1:
-        raise ConfigError("clean.min_words: must be at least 1")
-    if cfg.clean.min_repeat_words < 1:
-        raise ConfigError("clean.min_repeat_words: must be at least 1")
     feed_sources(cfg)
     if cfg.feeds.max_entries < 1:
         raise ConfigError("feeds.max_entries: must be at least 1")
     sitemap_limits(cfg)
-    if not cfg.clean.rules:
-        raise ConfigError("clean.rules: a default rule pack is required")
-    _validate_stream(cfg)
-    for section, build in (("dedup", near_params), ("stories", story_params)):
-        try:
-            build(cfg)
-        except ValueError as exc:
-            raise ConfigError(f"{section}: {exc}") from exc
     if not 0.0 <= cfg.errors.max_failure_ratio <= 1.0:
         raise ConfigError("errors.max_failure_ratio: must be between 0 and 1")
     return cfg
-
-
-STREAM_DURATIONS = (
-    "window",
-    "allowed_lateness",
-    "watermark_lag",
-    "poll_every",
-    "seen_ttl",
-    "dedup_ttl",
-)
-
-
-def stream_seconds(cfg: Config, key: str) -> float:
-    """A duration of the ``stream:`` section in seconds (``duration`` may be None: 0.0)."""
-    from transforms.windows import parse_duration
-
-    value = getattr(cfg.stream, key)
-    if value is None:
-        return 0.0
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise ConfigError(f"stream.{key}: {exc}") from exc
-
-
-def _validate_stream(cfg: Config) -> None:
-    for key in (*STREAM_DURATIONS, "duration"):
-        stream_seconds(cfg, key)
-    for key in ("window", "poll_every", "seen_ttl", "dedup_ttl"):
-        if stream_seconds(cfg, key) <= 0:
-            raise ConfigError(f"stream.{key}: must be positive")
-    if cfg.stream.speed <= 0:
-        raise ConfigError(f"stream.speed: must be positive, got {cfg.stream.speed}")
 
 
 def fetch_policy(cfg: Config) -> FetchPolicy:
@@ -342,32 +267,6 @@ def sitemap_limits(cfg: Config) -> SitemapLimits:
         return SitemapLimits(cfg.fetch.max_bytes, d.max_depth, d.max_sitemaps, d.max_urls)
     except ValueError as exc:
         raise ConfigError(f"discover: {exc}") from exc
-
-
-def params_of(cls: type[T], section: Any) -> T:
-    """``cls`` (a stage's parameter dataclass) built from the same-named fields of a config
-    section; the section may hold more (switches the graph reads itself)."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    values = {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
-    missing = names - set(values)
-    if missing:  # a programming error: the section must cover every parameter
-        raise TypeError(f"{type(section).__name__} lacks {sorted(missing)} of {cls.__name__}")
-    return cls(**{k: v for k, v in values.items() if k in names})
-
-
-def near_params(cfg: Config) -> NearParams:
-    """The near-duplicate parameters of the ``dedup`` section."""
-    # Imported here: transforms import Beam, which the CLI must not load before logging is set.
-    from transforms.dedup import NearParams
-
-    return params_of(NearParams, cfg.dedup)
-
-
-def story_params(cfg: Config) -> StoryParams:
-    """The story parameters of the ``stories`` section."""
-    from transforms.stories import StoryParams
-
-    return params_of(StoryParams, cfg.stories)
 
 
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

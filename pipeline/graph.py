@@ -8,24 +8,13 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipeline.config import (
-    Config,
-    ConfigError,
-    feed_sources,
-    fetch_policy,
-    near_params,
-    params_of,
-    resolve,
-    sitemap_limits,
-    story_params,
-)
+from pipeline.config import Config, ConfigError, feed_sources, fetch_policy, resolve, sitemap_limits
 from transforms import schema
-from transforms.clean import Clean
+from transforms.core import DocumentsToArticles
 from transforms.dedup import Deduplicate
-from transforms.extract import Extract, ExtractOptions
+from transforms.extract import ExtractOptions
 from transforms.feeds import EntriesToWork, FeedSource, PollFeeds, feed_source, load_feed_list
 from transforms.fetch import FetchPages, PageRequest
-from transforms.normalize import Normalize
 from transforms.rulepack import RulePack, RulePackError, load_pack, load_packs
 from transforms.schema import SOURCE_FEED, Article, DeadLetter, Duplicate
 from transforms.sinks import ReadIndex, WriteIndex, WriteTable
@@ -73,20 +62,10 @@ class Outputs:
 
 
 def extract_options(cfg: Config) -> ExtractOptions:
-    """The extraction settings of a config (the same mapping the batch graph uses)."""
-    return params_of(ExtractOptions, cfg.extract)
-
-
-def extract_isolation(cfg: Config) -> str:
-    """``subprocess`` or ``thread``. ``auto`` is a subprocess only for the in-process local
-    runner: Beam's multi-process workers hold gRPC threads, and forking a child there broke the
-    process pool at random (measured: 2 of 9 documents dead-lettered with BrokenProcessPool
-    under ``--workers 2``); dask's daemonic workers may not start children at all. Elsewhere
-    the thread timeout plus the ``max_elements`` cap bound a pathological page."""
-    if cfg.extract.isolation != "auto":
-        return cfg.extract.isolation
+    """The ``extract:`` section with its isolation resolved for the configured runner (see
+    ``ExtractOptions.resolved``)."""
     in_process = cfg.runner.name == "direct" and cfg.runner.workers == 1
-    return "subprocess" if in_process else "thread"
+    return cfg.extract.resolved(in_process)
 
 
 def feed_inputs(cfg: Config, paths: list[str]) -> list[FeedSource]:
@@ -191,50 +170,44 @@ def rule_packs(cfg: Config) -> tuple[RulePack, tuple[RulePack, ...]]:
     return default, sources
 
 
+def core(cfg: Config) -> DocumentsToArticles:
+    """The per-document core of both graphs (extract, clean, normalize) for a config."""
+    default_pack, source_packs = rule_packs(cfg)
+    return DocumentsToArticles(
+        extract_options(cfg), cfg.clean, cfg.normalize, default_pack, source_packs
+    )
+
+
 def build(
     p: beam.Pipeline,
     cfg: Config,
     paths: list[str],
     index_files: list[str] | None = None,
     run_id: str | None = None,
+    not_before: dt.datetime | None = None,
 ) -> Outputs:
     """Wire the batch graph from a listed set of input paths to the three output tables.
 
     ``index_files`` are the cross-run index files listed on the launcher; entries of ``run_id``
-    in them are ignored, so a rerun reproduces its own output.
+    in them are ignored, so a rerun reproduces its own output, and so are entries ingested
+    before ``not_before`` (the run's start less ``dedup.ttl``).
     """
     files = [path for path in paths if kind_of(path) not in (SOURCE_FEED, FEED_LIST)]
     feeds = feed_inputs(cfg, paths)
     discovery = discovery_inputs(cfg)
-    read_ok, read_dead = (
-        p | "ListedInputs" >> beam.Create(files) | "Read" >> ReadSources(cfg.read.max_bytes)
-    )
+    read_ok, read_dead = p | "ListedInputs" >> beam.Create(files) | "Read" >> ReadSources(cfg.read)
     early_dead = [read_dead]
     if feeds or discovery:
         feed_docs, feed_dead = _feed_documents(p, cfg, feeds, discovery)
         read_ok = (read_ok, feed_docs) | "AllDocuments" >> beam.Flatten()
         early_dead += feed_dead
-    extracted, extract_dead = read_ok | "Extract" >> Extract(
-        cfg.extract.timeout_s, extract_options(cfg), extract_isolation(cfg)
-    )
-    default_pack, source_packs = rule_packs(cfg)
-    cleaned, clean_dead = extracted | "Clean" >> Clean(
-        default_pack, source_packs, cfg.clean.min_words, cfg.clean.min_repeat_words
-    )
-    normalized, normalize_dead = cleaned | "Normalize" >> Normalize(cfg.normalize)
-    index = p | "ReadIndex" >> ReadIndex(index_files, run_id) if index_files else None
-    kept, duplicates, indexed = normalized | "Deduplicate" >> Deduplicate(
-        near_params(cfg), near=cfg.dedup.near, index=index
-    )
+    normalized, core_dead = read_ok | "ToArticles" >> core(cfg)
+    index = p | "ReadIndex" >> ReadIndex(index_files, run_id, not_before) if index_files else None
+    kept, duplicates, indexed = normalized | "Deduplicate" >> Deduplicate(cfg.dedup, index=index)
     if cfg.stories.enabled:
-        kept = kept | "Stories" >> AssignStories(story_params(cfg))
+        kept = kept | "Stories" >> AssignStories(cfg.stories)
         duplicates = duplicates | "StoriesOfDuplicates" >> StoryOfDuplicates(kept)
-    dead = (
-        *early_dead,
-        extract_dead,
-        clean_dead,
-        normalize_dead,
-    ) | "AllDeadLetters" >> beam.Flatten()
+    dead = (*early_dead, core_dead) | "AllDeadLetters" >> beam.Flatten()
     return Outputs(
         articles=kept,
         duplicates=duplicates,
@@ -260,5 +233,7 @@ def write(
         >> WriteTable("dead_letters", output, ctx.run_id, ctx.dead_letter_row, shards),
     ]
     if index is not None and outputs.index is not None:
-        written.append(outputs.index | "WriteIndex" >> WriteIndex(index, ctx.run_id, shards))
+        written.append(
+            outputs.index | "WriteIndex" >> WriteIndex(index, ctx.run_id, ctx.started_at, shards)
+        )
     return written

@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from transforms import atomic
 from transforms.schema import SCHEMA_VERSION
 
 MANIFEST = "_manifest.json"
@@ -51,10 +52,7 @@ def write_manifest(output: str, manifest: dict[str, Any]) -> str:
     body = json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
     per_run = os.path.join(output, MANIFESTS, f"{manifest['run_id']}.json")
     for path in (per_run, os.path.join(output, MANIFEST)):
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(body)
-        os.replace(tmp, path)
+        atomic.write_text(path, body)
     return per_run
 
 
@@ -67,10 +65,7 @@ def update_manifest(output: str, run_id: str, changes: dict[str, Any]) -> dict[s
         targets.append(current)
     text = json.dumps(body, indent=2, sort_keys=True, default=str) + "\n"
     for path in targets:
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        atomic.write_text(path, text)
     return body
 
 

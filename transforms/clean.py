@@ -613,18 +613,40 @@ def clean_article(article: Article, rules: RuleSet, min_words: int = 1) -> Artic
 # --- Beam -----------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class CleanOptions:
+    """How article text is cleaned: the ``clean:`` section of the config itself.
+
+    Attributes:
+        min_words: articles with fewer words left are rejected (reason ``empty_text``).
+        rules: the default rule pack (a YAML file), applied to every article.
+        packs: a directory of per-source rule packs ("" for none).
+        min_repeat_words: blocks repeated back to back are dropped when they have at least
+            this many words (shorter ones, such as "Photo", may repeat on purpose).
+    """
+
+    min_words: int = 1
+    rules: str = "configs/boilerplate.yaml"
+    packs: str = "configs/packs"
+    min_repeat_words: int = DEFAULT_MIN_REPEAT_WORDS
+
+    def __post_init__(self) -> None:
+        if self.min_words < 1:
+            raise ValueError(f"min_words must be at least 1, got {self.min_words}")
+        if not self.rules:
+            raise ValueError("rules: a default rule pack is required")
+        if self.min_repeat_words < 1:
+            raise ValueError(f"min_repeat_words must be at least 1, got {self.min_repeat_words}")
+
+
 class _Clean(beam.DoFn):
     def __init__(
-        self,
-        default: RulePack,
-        sources: tuple[RulePack, ...],
-        min_words: int,
-        min_repeat_words: int,
-    ):
+        self, default: RulePack, sources: tuple[RulePack, ...], options: CleanOptions
+    ) -> None:
         self.default = default
         self.sources = sources
-        self.min_words = min_words
-        self.min_repeat_words = min_repeat_words
+        self.min_words = options.min_words
+        self.min_repeat_words = options.min_repeat_words
         self.rules: RuleSet | None = None
 
     def setup(self) -> None:
@@ -646,23 +668,16 @@ class Clean(beam.PTransform):
     Args:
         default: The default rule pack (applies to every article).
         sources: Per-source packs, chosen by URL host or publisher/distributor.
-        min_words: Articles with fewer words left are rejected (reason ``empty_text``).
-        min_repeat_words: A run of paragraphs repeated back to back is dropped only when one of
-            them has this many words (``drop_repeated_paragraphs``).
+        options: the ``clean:`` section (the packs above are loaded from its paths).
     """
 
     def __init__(
         self,
         default: RulePack,
         sources: Sequence[RulePack] = (),
-        min_words: int = 1,
-        min_repeat_words: int = DEFAULT_MIN_REPEAT_WORDS,
+        options: CleanOptions | None = None,
     ):
         super().__init__()
-        if min_words < 1:
-            raise ValueError(f"min_words must be at least 1, got {min_words}")
-        if min_repeat_words < 1:
-            raise ValueError(f"min_repeat_words must be at least 1, got {min_repeat_words}")
         for pack in (default, *sources):
             compile_pack(pack)  # fail while the graph is built, naming the bad rule
         names = [p.name for p in sources]
@@ -670,9 +685,8 @@ class Clean(beam.PTransform):
             raise ValueError(f"rule pack names must be unique, got {[default.name, *names]}")
         self.default = default
         self.sources = tuple(sources)
-        self.min_words = min_words
-        self.min_repeat_words = min_repeat_words
+        self.options = options or CleanOptions()
 
     def expand(self, articles):  # type: ignore[no-untyped-def]
-        dofn = _Clean(self.default, self.sources, self.min_words, self.min_repeat_words)
+        dofn = _Clean(self.default, self.sources, self.options)
         return articles | "CleanText" >> ApplyStage(STAGE, dofn)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -33,6 +32,8 @@ import numpy as np
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
+from transforms import lsh
+from transforms.lsh import SIGNATURE_DTYPE, UnionFind, check_banding
 from transforms.schema import DEDUP_EXACT, DEDUP_NEAR, DEDUP_URL, UTC, Article, Duplicate
 from transforms.text import words
 
@@ -42,7 +43,6 @@ KEPT = "kept"
 INDEXED = "indexed"
 
 ENGINE = "rensa-0.5"
-SIGNATURE_DTYPE = np.dtype("<u4")
 
 _FAR_FUTURE = 2**62
 
@@ -51,23 +51,12 @@ _FAR_FUTURE = 2**62
 # Parameters
 
 
-def check_banding(num_perm: int, bands: int, max_bucket: int) -> None:
-    """Check MinHash/LSH banding parameters (shared by dedup and stories).
-
-    Raises:
-        ValueError: ``num_perm`` is not a positive multiple of ``bands``, or ``max_bucket`` < 2.
-    """
-    if num_perm < 1 or bands < 1 or num_perm % bands:
-        raise ValueError(f"num_perm ({num_perm}) must be a positive multiple of bands ({bands})")
-    if max_bucket < 2:
-        raise ValueError(f"max_bucket must be at least 2, got {max_bucket}")
-
-
 @dataclasses.dataclass(frozen=True)
 class NearParams:
-    """Parameters of near-duplicate detection.
+    """How articles are deduplicated: the ``dedup:`` section of the config itself.
 
     Attributes:
+        near: also find near duplicates (False: same URL and exact content hash only).
         threshold: minimum estimated Jaccard similarity of the shingle sets.
         containment: minimum estimated share of the shorter text's shingles found in the longer
             one; catches truncated copies whose Jaccard falls under ``threshold``. 0 disables it.
@@ -79,8 +68,14 @@ class NearParams:
         seed: MinHash seed; signatures are only comparable under equal parameters.
         max_bucket: LSH buckets with more members compare each member with the bucket's cluster
             representatives only, instead of with every earlier member (bounds quadratic work).
+        index: remember kept articles across runs (a later run marks copies as duplicates).
+        index_path: folder of the cross-run index; None: ``OUTPUT/_index``.
+        ttl: seconds a kept article is remembered (batch runs and streams alike): an index
+            entry older than this (by when its article was ingested) no longer matches, and
+            index files whose entries are all older are deleted, so the index shrinks.
     """
 
+    near: bool = True
     threshold: float = 0.8
     containment: float = 0.85
     min_length_ratio: float = 0.6
@@ -89,6 +84,10 @@ class NearParams:
     bands: int = 32
     seed: int = 1
     max_bucket: int = 200
+    index: bool = True
+    index_path: str | None = None
+    # metadata: the config loader reads "30d", "12h" ... into seconds
+    ttl: float = dataclasses.field(default=30 * 86400.0, metadata={"duration": True})
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -100,6 +99,8 @@ class NearParams:
         if self.shingle_size < 1:
             raise ValueError(f"shingle_size must be at least 1, got {self.shingle_size}")
         check_banding(self.num_perm, self.bands, self.max_bucket)
+        if self.ttl <= 0:
+            raise ValueError(f"ttl must be positive, got {self.ttl}")
 
     @property
     def rows(self) -> int:
@@ -159,12 +160,8 @@ def as_array(signature: bytes) -> np.ndarray:
 
 
 def band_keys(signature: bytes, params: NearParams) -> list[str]:
-    """One LSH key per band: the band number and a hash of its rows."""
-    width = params.rows * SIGNATURE_DTYPE.itemsize
-    return [
-        f"{b:03d}:{hashlib.blake2b(signature[b * width : (b + 1) * width], digest_size=8).hexdigest()}"
-        for b in range(params.bands)
-    ]
+    """One LSH key per band (``transforms.lsh.band_keys`` under these parameters)."""
+    return lsh.band_keys(signature, params.bands, params.rows)
 
 
 def estimated_jaccard(a: bytes, b: bytes) -> float:
@@ -313,33 +310,6 @@ def star_edges(nodes: Sequence[Node], kind: str) -> list[Edge]:
     return [edge(head, n.node_id, kind) for n in ordered[1:] if n.node_id != head]
 
 
-class UnionFind:
-    """Union-find over string ids; the root of a component is its smallest id, so the result
-    does not depend on the order in which edges arrive."""
-
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-
-    def find(self, x: str) -> str:
-        parent = self.parent
-        root = parent.setdefault(x, x)
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            if rb < ra:
-                ra, rb = rb, ra
-            self.parent[rb] = ra
-
-    def components(self) -> dict[str, str]:
-        return {x: self.find(x) for x in self.parent}
-
-
 def bucket_edges(nodes: Sequence[Node], params: NearParams) -> list[Edge]:
     """Verified near-duplicate edges among the nodes sharing one LSH band key.
 
@@ -355,34 +325,18 @@ def bucket_edges(nodes: Sequence[Node], params: NearParams) -> list[Edge]:
     )
     if len(members) < 2 or all(n.prior for n in members):
         return []
-    exhaustive = len(members) <= params.max_bucket
-    local = UnionFind()
-    reps: list[Node] = []
-    edges: list[Edge] = []
-    for i, node in enumerate(members):
-        local.find(node.node_id)
-        others = members[:i] if exhaustive else reps
-        joined = False
-        for other in others:
-            if node.prior and other.prior:
-                continue
-            if local.find(node.node_id) == local.find(other.node_id):
-                joined = True
-                continue
-            sim = near_similarity(
-                node.signature,  # type: ignore[arg-type]
-                node.shingle_count,
-                other.signature,  # type: ignore[arg-type]
-                other.shingle_count,
-                params,
-            )
-            if sim is not None:
-                local.union(node.node_id, other.node_id)
-                edges.append(edge(node.node_id, other.node_id, DEDUP_NEAR))
-                joined = True
-        if not joined:
-            reps.append(node)
-    return edges
+
+    def verify(a: Node, b: Node) -> bool:
+        assert a.signature is not None and b.signature is not None
+        return (
+            near_similarity(a.signature, a.shingle_count, b.signature, b.shingle_count, params)
+            is not None
+        )
+
+    pairs = lsh.spanning_pairs(
+        members, verify, params.max_bucket, skip=lambda a, b: a.prior and b.prior
+    )
+    return [edge(a.node_id, b.node_id, DEDUP_NEAR) for a, b in pairs]
 
 
 def components(edges: Iterable[Edge]) -> dict[str, str]:
@@ -402,18 +356,30 @@ class Resolution:
     duplicates: list[Duplicate]
 
 
-def resolve_cluster(nodes: Sequence[Node], articles: dict[str, Article]) -> Resolution:
-    """Choose the keeper of a cluster and describe every other new article relative to it.
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """What dedup decided for one new article's node: kept (``duplicate_of`` None) or a copy of
+    ``duplicate_of``. Decisions carry ids only; they are joined back to the articles once."""
+
+    node: Node
+    duplicate_of: str | None = None
+    kind: str | None = None
+    similarity: float = 1.0
+    of_earlier_run: bool = False
+
+
+def decide_cluster(nodes: Sequence[Node]) -> list[Decision]:
+    """Choose the keeper of a cluster and describe every other new node relative to it.
 
     Args:
         nodes: all nodes of the cluster (new articles and index entries).
-        articles: node_id -> Article for the new articles of the cluster.
 
     Returns:
-        The kept article (or None) and the duplicates; each duplicate's ``dedup_kind`` is ``url``
-        when it has the keeper's canonical URL, ``exact`` when it has its content hash, else
-        ``near`` with the estimated Jaccard similarity to the keeper (which may be under the
-        threshold when the copy joined the cluster through another copy).
+        One decision per new node: the keeper's (kept; none when an earlier run's article is
+        the keeper), then the copies in keeper order. A copy's ``kind`` is ``url`` when it has
+        the keeper's canonical URL, ``exact`` when it has its content hash, else ``near`` with
+        the estimated Jaccard similarity to the keeper (which may be under the threshold when
+        the copy joined the cluster through another copy).
     """
     ordered = sorted(nodes, key=lambda n: n.sort_key)
     keeper = ordered[0]
@@ -422,12 +388,10 @@ def resolve_cluster(nodes: Sequence[Node], articles: dict[str, Article]) -> Reso
         if n.signature is not None and n.content_hash and n.content_hash not in signatures:
             signatures[n.content_hash] = n.signature
     keeper_sig = keeper.signature or signatures.get(keeper.content_hash or "")
-    kept = None if keeper.prior else articles[keeper.node_id]
-    dups: list[Duplicate] = []
+    decisions = [] if keeper.prior else [Decision(keeper)]
     for n in ordered[1:]:
-        if n.prior or n.node_id not in articles:
+        if n.prior:
             continue
-        article = articles[n.node_id]
         if keeper.canonical_url and n.canonical_url == keeper.canonical_url:
             kind, sim = DEDUP_URL, 1.0
         elif keeper.content_hash and n.content_hash == keeper.content_hash:
@@ -436,7 +400,27 @@ def resolve_cluster(nodes: Sequence[Node], articles: dict[str, Article]) -> Reso
             own = n.signature or signatures.get(n.content_hash or "")
             kind = DEDUP_NEAR
             sim = estimated_jaccard(own, keeper_sig) if own and keeper_sig else float("nan")
-        dups.append(Duplicate(article, keeper.article_id, kind, round(sim, 6)))
+        decisions.append(Decision(n, keeper.article_id, kind, round(sim, 6), keeper.prior))
+    return decisions
+
+
+def resolve_cluster(nodes: Sequence[Node], articles: dict[str, Article]) -> Resolution:
+    """``decide_cluster`` applied to the cluster's new articles (``node_id`` -> Article).
+
+    Returns:
+        The kept article (or None) and the duplicates of the keeper.
+    """
+    kept: Article | None = None
+    dups: list[Duplicate] = []
+    for d in decide_cluster(nodes):
+        article = articles.get(d.node.node_id)
+        if article is None:
+            continue
+        if d.duplicate_of is None:
+            kept = article
+        else:
+            assert d.kind is not None
+            dups.append(Duplicate(article, d.duplicate_of, d.kind, d.similarity))
     return Resolution(kept, dups)
 
 
@@ -457,6 +441,9 @@ class IndexEntry:
     shingle_count: int
     fingerprint: str
     run_id: str
+    # When the article was ingested (UTC); None in index files written before it was recorded
+    # (those never expire).
+    indexed_at: dt.datetime | None = None
 
     def node(self, params: NearParams) -> Node:
         usable = self.signature is not None and self.fingerprint == params.fingerprint
@@ -496,6 +483,7 @@ _ARTICLE = "article"
 _ROOT = "root"
 _SKETCH = "sketch"
 _EDGE = "edge"
+_DECISION = "decision"
 
 
 def _url_key(node: Node) -> Iterator[tuple[str, Node]]:
@@ -503,41 +491,57 @@ def _url_key(node: Node) -> Iterator[tuple[str, Node]]:
         yield node.canonical_url, node
 
 
-class _GroupByText(beam.DoFn):
-    """One content hash: exact-duplicate edges, every node, and one signature per distinct text
-    (computed once, from a new article's text, unless the index already has it)."""
+class _ToNode(beam.DoFn):
+    """Article -> its node: ids, keeper rank and, for near duplicates, its MinHash signature
+    (computed here, where the text is, so that no grouping carries text)."""
 
-    def __init__(self, params: NearParams, near: bool):
+    def __init__(self, params: NearParams):
         self.params = params
-        self.near = near
 
     def setup(self) -> None:
-        self.hasher = MinHasher(self.params)
+        self.hasher = MinHasher(self.params) if self.params.near else None
         self.signatures = Metrics.counter(STAGE, "signatures")
 
-    def process(self, keyed: tuple[str, Iterable[Any]]) -> Iterable[Any]:
-        nodes: list[Node] = []
-        texts: dict[str, str] = {}
-        for item in keyed[1]:
-            if isinstance(item, IndexEntry):
-                nodes.append(item.node(self.params))
-            else:
-                node = node_of(item)
-                nodes.append(node)
-                texts[node.node_id] = item.text
-        nodes.sort(key=lambda n: n.sort_key)
+    def process(self, article: Article) -> Iterable[Node]:
+        node = node_of(article)
+        if self.hasher is not None:
+            signature, count = self.hasher.signature(article.text)
+            self.signatures.inc()
+            node = dataclasses.replace(node, signature=signature, shingle_count=count)
+        yield node
+
+
+def _unsigned(node: Node) -> Node:
+    return dataclasses.replace(node, signature=None, shingle_count=0)
+
+
+class _GroupByText(beam.DoFn):
+    """One content hash: exact-duplicate edges, every node, and one sketch per distinct text
+    (the head's; equal content hashes mean equal word sequences, hence equal shingles). New
+    nodes other than the head drop their signature: the head's stands for the text."""
+
+    def __init__(self, params: NearParams):
+        self.params = params
+
+    def process(self, keyed: tuple[str, Iterable[Node]]) -> Iterable[Any]:
+        nodes = sorted(keyed[1], key=lambda n: n.sort_key)
         for e in star_edges(nodes, DEDUP_EXACT):
             yield pvalue.TaggedOutput(_EDGE, e)
         head = nodes[0]
-        if self.near and head.signature is None and texts:
-            # Equal content hashes mean equal word sequences, hence equal shingles.
-            signature, count = self.hasher.signature(texts[min(texts)])
-            self.signatures.inc()
-            head = dataclasses.replace(head, signature=signature, shingle_count=count)
-        if self.near and head.signature is not None:
+        if self.params.near and head.signature is None:
+            signed = sorted(
+                (n for n in nodes if not n.prior and n.signature is not None),
+                key=lambda n: n.node_id,
+            )
+            if signed:
+                head = dataclasses.replace(
+                    head, signature=signed[0].signature, shingle_count=signed[0].shingle_count
+                )
+        if self.params.near and head.signature is not None:
             yield pvalue.TaggedOutput(_SKETCH, head)
         yield head
-        yield from nodes[1:]
+        for n in nodes[1:]:
+            yield n if n.prior else _unsigned(n)
 
 
 class _GroupByURL(beam.DoFn):
@@ -573,34 +577,21 @@ def _roots(keyed: tuple[int, Iterable[Edge]]) -> Iterator[tuple[str, str]]:
     yield from sorted(components(keyed[1]).items())
 
 
-class _AttachRoot(beam.DoFn):
-    """Send each node and new article to its cluster; an article in no cluster goes straight
-    to the kept articles, with its index entry."""
-
-    def __init__(self, params: NearParams):
-        self.params = params
-
-    def setup(self) -> None:
-        self.kept = Metrics.counter(STAGE, "kept")
-
-    def process(self, keyed: tuple[str, dict[str, list[Any]]]) -> Iterable[Any]:
-        node_id, joined = keyed
-        roots, nodes = list(joined[_ROOT]), list(joined[_NODE])
-        articles = list(joined[_ARTICLE])
+def _attach_root(keyed: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
+    """A node in no cluster is kept (a decision at once); any other goes to its cluster."""
+    _node_id, joined = keyed
+    roots, nodes = list(joined[_ROOT]), list(joined[_NODE])
+    for node in nodes:
         if not roots:
-            for article in articles:
-                self.kept.inc()
-                yield pvalue.TaggedOutput(KEPT, article)
-                node = nodes[0] if nodes else None
-                yield pvalue.TaggedOutput(INDEXED, index_entry(article, node, self.params))
-            return
-        for article in articles:
-            yield roots[0], (_ARTICLE, node_id, article)
-        for node in nodes:
-            yield roots[0], (_NODE, node_id, node)
+            if not node.prior:
+                yield pvalue.TaggedOutput(_DECISION, Decision(node))
+        else:
+            yield roots[0], node
 
 
-class _ResolveClusters(beam.DoFn):
+class _ApplyDecisions(beam.DoFn):
+    """The one join of text and decisions: each new article with the decision on its node."""
+
     def __init__(self, params: NearParams):
         self.params = params
 
@@ -612,33 +603,36 @@ class _ResolveClusters(beam.DoFn):
         }
         self.earlier = Metrics.counter(STAGE, "duplicates_of_earlier_runs")
 
-    def process(self, keyed: tuple[str, Iterable[Any]]) -> Iterable[Any]:
-        nodes: dict[str, Node] = {}
-        articles: dict[str, Article] = {}
-        for tag, node_id, value in keyed[1]:
-            if tag == _ARTICLE:
-                articles[node_id] = value
-            else:
-                nodes[node_id] = value
-        resolution = resolve_cluster(list(nodes.values()), articles)
-        if resolution.kept is not None:
-            self.kept.inc()
-            yield pvalue.TaggedOutput(KEPT, resolution.kept)
-            keeper = nodes.get(node_id_of(resolution.kept))
-            yield pvalue.TaggedOutput(INDEXED, index_entry(resolution.kept, keeper, self.params))
-        for dup in resolution.duplicates:
-            self.by_kind[dup.dedup_kind].inc()
-            if resolution.kept is None:
+    def process(self, keyed: tuple[str, dict[str, list[Any]]]) -> Iterable[Any]:
+        _node_id, joined = keyed
+        decisions = list(joined[_DECISION])
+        for article in joined[_ARTICLE]:
+            decision = decisions[0]
+            if decision.duplicate_of is None:
+                self.kept.inc()
+                yield article
+                entry = index_entry(article, decision.node, self.params)
+                yield pvalue.TaggedOutput(INDEXED, entry)
+                continue
+            self.by_kind[decision.kind].inc()
+            if decision.of_earlier_run:
                 self.earlier.inc()
-            yield pvalue.TaggedOutput(DUPLICATES, dup)
+            yield pvalue.TaggedOutput(
+                DUPLICATES,
+                Duplicate(article, decision.duplicate_of, decision.kind, decision.similarity),
+            )
 
 
 class Deduplicate(beam.PTransform):
     """Article -> (kept Article, Duplicate, IndexEntry of each kept article).
 
+    Shuffles carry ids, not text: each article becomes a ``Node`` (ids, URL, content hash,
+    keeper rank, signature) where its text is, the groupings (by text, URL, LSH band, cluster)
+    move only nodes and edges, and the decisions are joined back to the articles once
+    (``JoinDecisions``), the way datatrove's MinHash steps move ``(file, doc)`` ids.
+
     Args:
-        params: near-duplicate parameters (``None``: the defaults).
-        near: also find near duplicates (False: URL and exact only).
+        params: the ``dedup:`` section (``None``: the defaults).
         index: optional PCollection of ``IndexEntry`` of earlier runs (without this run's own
             entries, so that a rerun reproduces its output).
 
@@ -650,26 +644,24 @@ class Deduplicate(beam.PTransform):
     (large-star/small-star) over the same edges.
     """
 
-    def __init__(self, params: NearParams | None = None, near: bool = True, index: Any = None):
+    def __init__(self, params: NearParams | None = None, index: Any = None):
         super().__init__()
         self.params = params or NearParams()
-        self.near = near
         self.index = index
 
     def expand(self, articles):  # type: ignore[no-untyped-def]
         params = self.params
-        texts = [articles | "KeyByText" >> beam.Map(lambda a: (a.content_hash or a.article_id, a))]
+        new_nodes = articles | "ToNodes" >> beam.ParDo(_ToNode(params))
+        node_sets = [new_nodes]
         if self.index is not None:
-            texts.append(
-                self.index
-                | "KeyIndexByText" >> beam.Map(lambda e: (e.content_hash or e.article_id, e))
-            )
+            node_sets.append(self.index | "IndexNodes" >> beam.Map(lambda e: e.node(params)))
         by_text = (
-            texts
-            | "MergeTexts" >> beam.Flatten()
+            node_sets
+            | "MergeNodes" >> beam.Flatten()
+            | "KeyByText" >> beam.Map(lambda n: (n.content_hash or n.article_id, n))
             | "GroupByText" >> beam.GroupByKey()
             | "ExactEdges"
-            >> beam.ParDo(_GroupByText(params, self.near)).with_outputs(_EDGE, _SKETCH, main=_NODE)
+            >> beam.ParDo(_GroupByText(params)).with_outputs(_EDGE, _SKETCH, main=_NODE)
         )
         nodes = by_text[_NODE]
         edge_sets = [
@@ -679,7 +671,7 @@ class Deduplicate(beam.PTransform):
             | "GroupByURL" >> beam.GroupByKey()
             | "URLEdges" >> beam.ParDo(_GroupByURL()),
         ]
-        if self.near:
+        if params.near:
             edge_sets.append(
                 by_text[_SKETCH]
                 | "KeyByBand" >> beam.FlatMap(_bands, params)
@@ -694,24 +686,88 @@ class Deduplicate(beam.PTransform):
             | "GatherEdges" >> beam.GroupByKey()
             | "UnionFind" >> beam.FlatMap(_roots)
         )
+        # Only nodes (ids, hashes, signatures, keeper ranks) cross the groupings up to here.
         attached = (
-            {
-                _NODE: nodes | "KeyNodes" >> beam.Map(lambda n: (n.node_id, n)),
-                _ARTICLE: articles | "KeyArticles" >> beam.Map(lambda a: (node_id_of(a), a)),
-                _ROOT: roots,
-            }
+            {_NODE: nodes | "KeyNodes" >> beam.Map(lambda n: (n.node_id, n)), _ROOT: roots}
             | "JoinRoots" >> beam.CoGroupByKey()
-            | "AttachRoots"
-            >> beam.ParDo(_AttachRoot(params)).with_outputs(KEPT, INDEXED, main=_ROOT)
+            | "AttachRoots" >> beam.FlatMap(_attach_root).with_outputs(_DECISION, main=_ROOT)
         )
-        resolved = (
+        clustered = (
             attached[_ROOT]
             | "GroupByCluster" >> beam.GroupByKey()
-            | "PickKeepers"
-            >> beam.ParDo(_ResolveClusters(params)).with_outputs(
-                KEPT, INDEXED, DUPLICATES, main=_NODE
-            )
+            | "PickKeepers" >> beam.FlatMap(lambda kv: decide_cluster(list(kv[1])))
         )
-        kept = (attached[KEPT], resolved[KEPT]) | "AllKept" >> beam.Flatten()
-        indexed = (attached[INDEXED], resolved[INDEXED]) | "AllIndexed" >> beam.Flatten()
-        return kept, resolved[DUPLICATES], indexed
+        decisions = (attached[_DECISION], clustered) | "AllDecisions" >> beam.Flatten()
+        applied = (
+            {
+                _ARTICLE: articles | "KeyArticles" >> beam.Map(lambda a: (node_id_of(a), a)),
+                _DECISION: decisions | "KeyDecisions" >> beam.Map(lambda d: (d.node.node_id, d)),
+            }
+            | "JoinDecisions" >> beam.CoGroupByKey()
+            | "ApplyDecisions"
+            >> beam.ParDo(_ApplyDecisions(params)).with_outputs(INDEXED, DUPLICATES, main=KEPT)
+        )
+        return applied[KEPT], applied[DUPLICATES], applied[INDEXED]
+
+
+# --------------------------------------------------------------------------------------------
+# Decisions against the index shared by both drivers. The batch graph joins index entries into
+# its clusters (``IndexEntry.node``); the streaming graph looks them up by the same keys.
+
+
+def url_key(article: Article) -> str:
+    """Dedup key of the URL relation: the canonical URL, or the article itself without one."""
+    return f"url:{article.canonical_url}" if article.canonical_url else f"id:{article.article_id}"
+
+
+def hash_key(article: Article) -> str:
+    """Dedup key of the exact relation: the hash of the normalized text."""
+    return f"hash:{article.content_hash}"
+
+
+def entry_keys(canonical_url: str | None, content_hash: str | None) -> list[str]:
+    """The dedup keys under which a kept article is remembered across runs."""
+    keys = [f"hash:{content_hash}"] if content_hash else []
+    if canonical_url:
+        keys.insert(0, f"url:{canonical_url}")
+    return keys
+
+
+def index_keys(article: Article) -> list[str]:
+    """The dedup keys of a kept article (``entry_keys`` of its URL and content hash)."""
+    return entry_keys(article.canonical_url, article.content_hash)
+
+
+def is_live(entry: IndexEntry, not_before: dt.datetime | None) -> bool:
+    """Whether an index entry still counts: it was ingested at or after ``not_before`` (the
+    run's start less ``ttl``), or its ingestion time is unknown."""
+    return not_before is None or entry.indexed_at is None or entry.indexed_at >= not_before
+
+
+def known_keys(entries: Iterable[IndexEntry], not_before: dt.datetime | None) -> dict[str, str]:
+    """Dedup key -> article id of the live entries; where several entries share a key, the
+    earliest ingested keeps it (as the first copy to arrive is kept in a stream)."""
+    known: dict[str, str] = {}
+    far = dt.datetime.max.replace(tzinfo=UTC)
+    live = [e for e in entries if is_live(e, not_before)]
+    for entry in sorted(live, key=lambda e: (e.indexed_at or far, e.article_id)):
+        for key in entry_keys(entry.canonical_url, entry.content_hash):
+            known.setdefault(key, entry.article_id)
+    return known
+
+
+def entry_of_row(row: dict[str, Any], params: NearParams, run_id: str) -> IndexEntry:
+    """The index entry of a written article row (a stream's kept article: no signature, so a
+    later run matches it by URL and content hash only)."""
+    return IndexEntry(
+        article_id=row["article_id"],
+        canonical_url=row.get("canonical_url"),
+        content_hash=row.get("content_hash"),
+        published_at=row.get("published_at"),
+        word_count=int(row.get("word_count") or 0),
+        signature=None,
+        shingle_count=0,
+        fingerprint=params.fingerprint,
+        run_id=run_id,
+        indexed_at=row.get("ingested_at"),
+    )

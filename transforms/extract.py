@@ -66,7 +66,7 @@ from transforms.web.urls import canonical_link
 
 STAGE = "extract"
 
-DEFAULT_TIMEOUT_S = 30.0
+ISOLATIONS = ("auto", "subprocess", "thread")
 
 # The shingle size of the benchmark's metric (and of the agreement rules).
 SHINGLE = 4
@@ -81,9 +81,15 @@ _HTML_SNIFF = re.compile(
 
 @dataclasses.dataclass(frozen=True)
 class ExtractOptions:
-    """How HTML is turned into article text (the ``extract:`` section of the config).
+    """How HTML is turned into article text: the ``extract:`` section of the config itself.
 
     Attributes:
+        timeout_s: seconds one document may take; then it becomes a dead letter (timeout).
+        isolation: ``subprocess`` runs extraction in a child process that is killed when a
+            document times out; ``thread`` uses Beam's thread timeout, which abandons the
+            thread but cannot stop it (cheaper per document, but a runaway page keeps a
+            core busy until it finishes); ``auto`` is resolved by the driver for its runner
+            (``resolved``), and means ``subprocess`` when left unresolved.
         max_elements: pages with more HTML elements are rejected (``too_complex``) before
             extraction, which bounds the time one page can take.
         favor_precision: trafilatura's own precision mode.
@@ -97,6 +103,8 @@ class ExtractOptions:
             neither is trusted to prune the other).
     """
 
+    timeout_s: float = 30.0
+    isolation: str = "auto"
     max_elements: int = 50_000
     favor_precision: bool = False
     include_tables: bool = True
@@ -106,12 +114,29 @@ class ExtractOptions:
     min_agreement: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {self.timeout_s}")
+        if self.isolation not in ISOLATIONS:
+            raise ValueError(f"isolation must be one of {ISOLATIONS}, got {self.isolation!r}")
         if self.max_elements < 1:
             raise ValueError(f"max_elements must be at least 1, got {self.max_elements}")
         if self.max_link_density is not None and not 0 <= self.max_link_density <= 1:
             raise ValueError(f"max_link_density must be in [0, 1], got {self.max_link_density}")
         if not 0 <= self.min_agreement <= 1:
             raise ValueError(f"min_agreement must be in [0, 1], got {self.min_agreement}")
+
+    def resolved(self, in_process: bool) -> ExtractOptions:
+        """These options with ``auto`` isolation made concrete for a runner.
+
+        ``auto`` is a subprocess only for the in-process local runner: Beam's multi-process
+        workers hold gRPC threads, and forking a child there broke the process pool at random
+        (measured: 2 of 9 documents dead-lettered with BrokenProcessPool under ``--workers
+        2``); dask's daemonic workers may not start children at all. Elsewhere the thread
+        timeout plus the ``max_elements`` cap bound a pathological page.
+        """
+        if self.isolation != "auto":
+            return self
+        return dataclasses.replace(self, isolation="subprocess" if in_process else "thread")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,9 +445,6 @@ def extract(raw: RawDocument, options: ExtractOptions | None = None) -> Article 
     return extract_text(raw)
 
 
-ISOLATIONS = ("subprocess", "thread")
-
-
 class _Extract(beam.DoFn):
     def __init__(self, options: ExtractOptions):
         self.options = options
@@ -442,34 +464,18 @@ class Extract(beam.PTransform):
     """RawDocument -> (Article, DeadLetter), with a per-document timeout.
 
     Args:
-        timeout_s: seconds one document may take; then it becomes a dead letter (timeout).
-        options: how HTML is extracted.
-        isolation: ``subprocess`` runs extraction in a child process that is killed when a
-            document times out; ``thread`` uses Beam's thread timeout, which abandons the
-            thread but cannot stop it (cheaper per document, but a runaway page keeps a
-            core busy until it finishes).
+        options: the ``extract:`` section (timeout, isolation and how HTML is extracted).
     """
 
-    def __init__(
-        self,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        options: ExtractOptions | None = None,
-        isolation: str = "subprocess",
-    ):
+    def __init__(self, options: ExtractOptions | None = None):
         super().__init__()
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
-        if isolation not in ISOLATIONS:
-            raise ValueError(f"isolation must be one of {ISOLATIONS}, got {isolation!r}")
-        self.timeout_s = timeout_s
         self.options = options or ExtractOptions()
-        self.isolation = isolation
 
     def expand(self, docs):  # type: ignore[no-untyped-def]
         articles, dead = docs | "ExtractArticles" >> ApplyStage(
             STAGE,
             _Extract(self.options),
-            timeout=self.timeout_s,
-            use_subprocess=self.isolation == "subprocess",
+            timeout=self.options.timeout_s,
+            use_subprocess=self.options.isolation != "thread",
         )
         return articles | "CountRules" >> beam.Map(_count_rules), dead

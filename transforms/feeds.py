@@ -26,7 +26,9 @@ import feedparser
 import lxml.html
 from apache_beam.metrics import Metrics
 
+from transforms import atomic
 from transforms.dates import parse_published, to_iso
+from transforms.durations import parse_duration
 from transforms.fetch import FetcherDoFn, PageRequest
 from transforms.schema import SOURCE_FEED, UTC, DeadLetter, RawDocument, stable_id
 from transforms.sources import read_capped
@@ -74,23 +76,16 @@ class FeedSource:
         return urllib.parse.urlsplit(self.url).scheme.lower() in ("http", "https")
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def parse_interval(value: Any, where: str = "poll_interval") -> float:
     """Seconds from a number of seconds or a string like ``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``.
 
     Raises:
         ValueError: the value is not a positive duration.
     """
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"{where}: {value!r} is not a duration like 900, '15m' or '1h'")
-        seconds = float(match.group(1)) * _UNIT_S[match.group(2).lower()]
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise ValueError(f"{where}: {value!r} is not a duration like 900, '15m' or '1h'") from None
     if seconds <= 0:
         raise ValueError(f"{where}: must be positive, got {value!r}")
     return seconds
@@ -524,16 +519,13 @@ def save_state(
         return
     os.makedirs(state_dir, exist_ok=True)
     path = state_path(state_dir, url)
-    tmp = f"{path}.tmp-{os.getpid()}"
     body = {
         "url": url,
         "etag": etag,
         "last_modified": modified,
         "polled_at": polled_at.isoformat(),
     }
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(body, fh)
-    os.replace(tmp, path)
+    atomic.write_json(path, body)
 
 
 # What became of a poll.

@@ -3,7 +3,7 @@
 Everything the streaming sources need as plain functions on plain values, shared by the two
 ways a stream is fed:
 
-* on the DirectRunner, the launcher (``pipeline/stream.py``) polls between rounds and hands
+* on the DirectRunner, the launcher (``pipeline/stream/launcher.py``) polls between rounds and hands
   each round's new work to the graph (Beam 2.77's Python DirectRunner cannot run a splittable
   source in streaming mode, see the README);
 * on Dataflow and Flink, ``PollFeedsForever`` polls inside the pipeline: a ``PeriodicImpulse``
@@ -31,6 +31,7 @@ from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import userstate
 
+from transforms import atomic
 from transforms.feeds import (
     FEED_ACCEPT,
     FeedEntry,
@@ -287,10 +288,7 @@ class SeenStore:
             "seen": self.seen,
             "feeds": {url: dataclasses.asdict(s) for url, s in sorted(self.feeds.items())},
         }
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(body, fh, sort_keys=True)
-        os.replace(tmp, self.path)
+        atomic.write_json(self.path, body, sort_keys=True)
 
 
 # --- The in-pipeline source for runners with unbounded sources ----------------------------

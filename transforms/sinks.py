@@ -23,7 +23,8 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from transforms.dedup import IndexEntry
+from transforms.atomic import atomic_path
+from transforms.dedup import IndexEntry, is_live
 from transforms.schema import ROW_ID, TABLES, UNIQUE_ROW_ID, stable_id, to_table
 
 STAGING = "_staging"
@@ -67,15 +68,9 @@ def validate_table(table: pa.Table, name: str) -> None:
 def write_parquet(table: pa.Table, name: str, path: str) -> None:
     """Write ``table`` to ``path`` through a temporary name; read it back and validate first."""
     validate_table(table, name)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression=COMPRESSION)
         validate_table(pq.read_table(tmp), name)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    os.replace(tmp, path)
 
 
 def write_shard(
@@ -201,10 +196,13 @@ def commit_run(output: str, run_id: str, ingest_date: dt.date) -> dict[str, list
 
 
 # --------------------------------------------------------------------------------------------
-# The cross-run dedup index: one folder per run, ``<index>/run=<run_id>/part-NNNNN.parquet``,
-# staged under ``<index>/_staging/<run_id>/`` and renamed into place by ``commit_index`` after
-# the tables are committed (a crash in between makes the next run re-ingest this run's articles
-# as new, never lose any). A rerun of a run id replaces that run's folder.
+# The one cross-run dedup index, read and written by batch runs and streams alike: one folder
+# per run, ``<index>/run=<run_id>/part-*.parquet``. A batch run stages its files under
+# ``<index>/_staging/<run_id>/`` and renames them into place by ``commit_index`` after the
+# tables are committed (a crash in between makes the next run re-ingest this run's articles as
+# new, never lose any); a rerun of a run id replaces that run's folder. A stream adds one file
+# per round to its run's folder once the round's tables are written (``stream_index_path``).
+# ``prune_index`` deletes files whose entries are all older than the TTL.
 
 INDEX_DIR = "_index"
 _RUN_PREFIX = "run="
@@ -220,8 +218,10 @@ INDEX_SCHEMA = pa.schema(
         pa.field("shingle_count", pa.int32(), nullable=False),
         pa.field("fingerprint", pa.string(), nullable=False),
         pa.field("run_id", pa.string(), nullable=False),
+        # null in files of index version 1 (read with this schema, the column comes back null)
+        pa.field("indexed_at", pa.timestamp("us", tz="UTC")),
     ],
-    metadata={"table": "dedup_index", "producer": "news-ingest", "index_version": "1"},
+    metadata={"table": "dedup_index", "producer": "news-ingest", "index_version": "2"},
 )
 
 
@@ -240,15 +240,60 @@ def index_rows(entries: Iterable[IndexEntry]) -> list[dict[str, Any]]:
     return rows
 
 
+def write_index_file(entries: Iterable[IndexEntry], path: str) -> str:
+    """Write index entries to ``path`` atomically; returns the path."""
+    table = to_table(index_rows(entries), INDEX_SCHEMA)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression=COMPRESSION)
+    return path
+
+
 def write_index_shard(entries: list[IndexEntry], directory: str, shard: int) -> str:
     """Write one staged index shard; returns its path."""
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"part-{shard:05d}.parquet")
-    table = to_table(index_rows(entries), INDEX_SCHEMA)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    pq.write_table(table, tmp, compression=COMPRESSION)
-    os.replace(tmp, path)
-    return path
+    return write_index_file(entries, os.path.join(directory, f"part-{shard:05d}.parquet"))
+
+
+def stream_index_path(index: str, run_id: str, label: str) -> str:
+    """Where a stream's round adds its kept articles to the index (``label``: the round)."""
+    return os.path.join(index, f"{_RUN_PREFIX}{run_id}", f"part-{label}.parquet")
+
+
+def newest_entry_time(path: str) -> dt.datetime | None:
+    """The latest ``indexed_at`` of an index file, from its footer's column statistics (the
+    rows are not read); None when unknown (an old file, or an entry without a time)."""
+    meta = pq.ParquetFile(path).metadata
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    if "indexed_at" not in names:
+        return None
+    column = names.index("indexed_at")
+    newest: dt.datetime | None = None
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(column).statistics
+        if stats is None or not stats.has_min_max or stats.null_count:
+            return None
+        value = stats.max
+        if isinstance(value, int):  # pyarrow gives raw micros for some writers
+            value = dt.datetime.fromtimestamp(value / 1e6, tz=dt.UTC)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        newest = value if newest is None else max(newest, value)
+    return newest
+
+
+def prune_index(index: str, not_before: dt.datetime) -> list[str]:
+    """Delete the committed index files whose entries were all ingested before ``not_before``
+    (and run folders left empty); returns the deleted files. Files of other entries stay:
+    their expired entries are skipped on reading."""
+    removed = []
+    for path in index_files(index):
+        newest = newest_entry_time(path)
+        if newest is not None and newest < not_before:
+            os.remove(path)
+            removed.append(path)
+    for folder in glob.glob(os.path.join(index, f"{_RUN_PREFIX}*")):
+        if os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
+    return removed
 
 
 class _WriteIndexShard(beam.DoFn):
@@ -260,9 +305,10 @@ class _WriteIndexShard(beam.DoFn):
 
 
 class WriteIndex(beam.PTransform):
-    """IndexEntry -> Parquet shards in the index's staging folder for ``run_id``."""
+    """IndexEntry -> Parquet shards in the index's staging folder for ``run_id``, each entry
+    stamped with the run and ``indexed_at`` (when the run ingested it)."""
 
-    def __init__(self, index: str, run_id: str, shards: int = 1):
+    def __init__(self, index: str, run_id: str, indexed_at: dt.datetime, shards: int = 1):
         super().__init__()
         if shards < 1:
             raise ValueError(f"shards must be at least 1, got {shards}")
@@ -270,13 +316,14 @@ class WriteIndex(beam.PTransform):
             raise ValueError("run_id is required")
         self.directory = index_staging_dir(index, run_id)
         self.run_id = run_id
+        self.indexed_at = indexed_at
         self.shards = shards
 
     def expand(self, entries):  # type: ignore[no-untyped-def]
-        run_id, shards = self.run_id, self.shards
+        run_id, at, shards = self.run_id, self.indexed_at, self.shards
         return (
             entries
-            | "StampRun" >> beam.Map(lambda e: dataclasses.replace(e, run_id=run_id))
+            | "StampRun" >> beam.Map(lambda e: dataclasses.replace(e, run_id=run_id, indexed_at=at))
             | "KeyByShard" >> beam.Map(lambda e: (shard_of(e.article_id, shards), e))
             | "GroupShards" >> beam.GroupByKey()
             | "WriteShards" >> beam.ParDo(_WriteIndexShard(self.directory))
@@ -313,35 +360,54 @@ def index_files(index: str, exclude_run: str | None = None) -> list[str]:
     return files
 
 
-def read_index_file(path: str, exclude_run: str | None = None) -> Iterator[IndexEntry]:
-    """The entries of one index file (an entry of ``exclude_run`` is skipped: a rerun must not
-    find its own earlier attempt)."""
+def read_index_file(
+    path: str, exclude_run: str | None = None, not_before: dt.datetime | None = None
+) -> Iterator[IndexEntry]:
+    """The live entries of one index file: an entry of ``exclude_run`` is skipped (a rerun must
+    not find its own earlier attempt), and so is one ingested before ``not_before`` (the TTL)."""
     table = pq.read_table(path, schema=INDEX_SCHEMA)
     for row in table.to_pylist():
         if exclude_run is not None and row["run_id"] == exclude_run:
             continue
-        yield IndexEntry(**row)
+        entry = IndexEntry(**row)
+        if is_live(entry, not_before):
+            yield entry
+
+
+def read_index(
+    paths: Iterable[str], exclude_run: str | None = None, not_before: dt.datetime | None = None
+) -> Iterator[IndexEntry]:
+    """The live entries of several index files (on the launcher: a stream's start)."""
+    for path in paths:
+        yield from read_index_file(path, exclude_run, not_before)
 
 
 class _ReadIndexFile(beam.DoFn):
-    def __init__(self, exclude_run: str | None):
+    def __init__(self, exclude_run: str | None, not_before: dt.datetime | None):
         self.exclude_run = exclude_run
+        self.not_before = not_before
 
     def process(self, path: str) -> Iterable[IndexEntry]:
-        yield from read_index_file(path, self.exclude_run)
+        yield from read_index_file(path, self.exclude_run, self.not_before)
 
 
 class ReadIndex(beam.PTransform):
-    """Listed index files -> IndexEntry (read inside the pipeline, one file per element)."""
+    """Listed index files -> live IndexEntry (read inside the pipeline, one file per element)."""
 
-    def __init__(self, paths: list[str], exclude_run: str | None = None):
+    def __init__(
+        self,
+        paths: list[str],
+        exclude_run: str | None = None,
+        not_before: dt.datetime | None = None,
+    ):
         super().__init__()
         self.paths = list(paths)
         self.exclude_run = exclude_run
+        self.not_before = not_before
 
     def expand(self, pbegin):  # type: ignore[no-untyped-def]
         return (
             pbegin
             | "ListedIndexFiles" >> beam.Create(self.paths)
-            | "ReadIndexFiles" >> beam.ParDo(_ReadIndexFile(self.exclude_run))
+            | "ReadIndexFiles" >> beam.ParDo(_ReadIndexFile(self.exclude_run, self.not_before))
         )

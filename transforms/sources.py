@@ -8,6 +8,7 @@ and feeds lists are listed here too, but read by ``transforms.feeds``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import glob
 import gzip
@@ -28,7 +29,7 @@ from transforms.schema import (
     DeadLetter,
     RawDocument,
 )
-from transforms.stage import ApplyStage, rejection
+from transforms.stage import ApplyStage, dead_letter
 
 STAGE = "read"
 
@@ -162,14 +163,7 @@ def read_capped(path: str, max_bytes: int) -> bytes:
 
 
 def _warc_dead(ref: str, url: str | None, reason: str, message: str) -> DeadLetter:
-    return DeadLetter(
-        source_ref=ref,
-        stage=STAGE,
-        reason=reason,
-        error_message=message,
-        source_kind=SOURCE_WARC,
-        url=url,
-    )
+    return dead_letter(STAGE, reason, ref, source_kind=SOURCE_WARC, url=url, message=message)
 
 
 WARC_HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -259,8 +253,14 @@ def read_path(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocu
         content = read_capped(path, max_bytes)
     except (OSError, ValueError, EOFError, zlib.error) as exc:  # zlib: a plain file named .gz
         reason = "too_large" if "exceeds" in str(exc) else "unreadable"
-        dead = rejection(path, STAGE, reason, f"{type(exc).__name__}: {exc}")
-        yield DeadLetter(**{**dead.__dict__, "source_kind": kind, "error_type": type(exc).__name__})
+        yield dead_letter(
+            STAGE,
+            reason,
+            path,
+            source_kind=kind,
+            error_type=type(exc).__name__,
+            message=f"{type(exc).__name__}: {exc}",
+        )
         return
     yield RawDocument(source_ref=path, source_kind=kind, content=content)
 
@@ -273,14 +273,28 @@ class _ReadPath(beam.DoFn):
         yield from read_path(path, self.max_bytes)
 
 
+@dataclasses.dataclass(frozen=True)
+class ReadOptions:
+    """The ``read:`` section of the config itself.
+
+    Attributes:
+        max_bytes: largest input file (after gunzip) read; larger ones become dead letters
+            (reason ``too_large``).
+    """
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    def __post_init__(self) -> None:
+        if self.max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {self.max_bytes}")
+
+
 class ReadSources(beam.PTransform):
     """paths -> (RawDocument, DeadLetter) PCollections."""
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(self, options: ReadOptions | None = None):
         super().__init__()
-        if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-        self.max_bytes = max_bytes
+        self.options = options or ReadOptions()
 
     def expand(self, paths):  # type: ignore[no-untyped-def]
-        return paths | "ReadPaths" >> ApplyStage(STAGE, _ReadPath(self.max_bytes))
+        return paths | "ReadPaths" >> ApplyStage(STAGE, _ReadPath(self.options.max_bytes))

@@ -30,16 +30,52 @@ def describe(element: Any) -> tuple[str, str | None, str | None, str | None]:
     return str(element), None, None, None
 
 
-def rejection(element: Any, stage: str, reason: str, message: str | None = None) -> DeadLetter:
-    """An expected rejection (not an exception) of ``element`` at ``stage``."""
-    source_ref, kind, url, excerpt = describe(element)
+# Longest error message kept in a dead-letter row.
+MAX_MESSAGE = 2000
+
+
+def dead_letter(
+    stage: str,
+    reason: str,
+    source_ref: str,
+    *,
+    source_kind: str | None = None,
+    url: str | None = None,
+    error_type: str | None = None,
+    message: str | None = None,
+    excerpt: str | None = None,
+) -> DeadLetter:
+    """The one way a ``DeadLetter`` is built: every stage's rows look alike (the message is
+    capped at ``MAX_MESSAGE`` characters)."""
     return DeadLetter(
         source_ref=source_ref,
-        source_kind=kind,
+        source_kind=source_kind,
         url=url,
         stage=stage,
         reason=reason,
-        error_message=message,
+        error_type=error_type,
+        error_message=message[:MAX_MESSAGE] if message is not None else None,
+        excerpt=excerpt,
+    )
+
+
+def rejection(
+    element: Any,
+    stage: str,
+    reason: str,
+    message: str | None = None,
+    error_type: str | None = None,
+) -> DeadLetter:
+    """An expected rejection (not an exception) of ``element`` at ``stage``."""
+    source_ref, kind, url, excerpt = describe(element)
+    return dead_letter(
+        stage,
+        reason,
+        source_ref,
+        source_kind=kind,
+        url=url,
+        error_type=error_type,
+        message=message,
         excerpt=excerpt,
     )
 
@@ -50,14 +86,14 @@ def failure(stage: str, bad: tuple[Any, tuple[Any, Any, Any]]) -> DeadLetter:
     source_ref, kind, url, excerpt = describe(element)
     type_name = getattr(exc_type, "__name__", str(exc_type))
     reason = "timeout" if type_name == "TimeoutError" else "exception"
-    return DeadLetter(
-        source_ref=source_ref,
+    return dead_letter(
+        stage,
+        reason,
+        source_ref,
         source_kind=kind,
         url=url,
-        stage=stage,
-        reason=reason,
         error_type=type_name,
-        error_message=str(exc_repr)[:2000],
+        message=str(exc_repr),
         excerpt=excerpt,
     )
 

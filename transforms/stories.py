@@ -20,7 +20,6 @@ Method (measured; see the README, "Deduplication and stories"):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -29,7 +28,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from transforms.dedup import SIGNATURE_DTYPE, UnionFind, check_banding
+from transforms import lsh
+from transforms.lsh import SIGNATURE_DTYPE, UnionFind, check_banding
 from transforms.schema import UTC, Article, Duplicate, stable_id
 from transforms.text import lead as text_lead
 
@@ -49,9 +49,11 @@ _NOT_NAMES = frozenset(_NOT_NAMES_TEXT.split())
 
 @dataclasses.dataclass(frozen=True)
 class StoryParams:
-    """Parameters of story grouping.
+    """How stories are grouped: the ``stories:`` section of the config itself.
 
     Attributes:
+        enabled: give articles about the same event a shared story_id (False: each article is
+            its own story; the driver then leaves the stage out).
         threshold: minimum Jaccard similarity of two articles' story terms.
         lead_words: words of the text (after the title) that the terms are taken from.
         window_hours: maximum distance between the publication times of a pair.
@@ -63,6 +65,7 @@ class StoryParams:
             only (bounds quadratic work on very common names).
     """
 
+    enabled: bool = True
     threshold: float = 0.25
     lead_words: int = 200
     window_hours: float = 72.0
@@ -153,11 +156,7 @@ def story_keys(node: StoryNode, params: StoryParams) -> list[str]:
     """LSH keys of a node, one per band (the time window is checked when verifying)."""
     if not node.terms:
         return []
-    width = params.rows * SIGNATURE_DTYPE.itemsize
-    return [
-        f"{b:03d}:{hashlib.blake2b(node.signature[b * width : (b + 1) * width], digest_size=8).hexdigest()}"
-        for b in range(params.bands)
-    ]
+    return lsh.band_keys(node.signature, params.bands, params.rows)
 
 
 def same_story(a: StoryNode, b: StoryNode, params: StoryParams) -> bool:
@@ -174,23 +173,8 @@ def story_bucket_edges(nodes: Sequence[StoryNode], params: StoryParams) -> list[
     members = sorted({n.node_id: n for n in nodes}.values(), key=lambda n: n.node_id)
     if len(members) < 2:
         return []
-    exhaustive = len(members) <= params.max_bucket
-    local = UnionFind()
-    reps: list[StoryNode] = []
-    edges: list[tuple[str, str]] = []
-    for i, node in enumerate(members):
-        local.find(node.node_id)
-        joined = False
-        for other in members[:i] if exhaustive else reps:
-            if local.find(node.node_id) == local.find(other.node_id):
-                joined = True
-            elif same_story(node, other, params):
-                local.union(node.node_id, other.node_id)
-                edges.append((other.node_id, node.node_id))
-                joined = True
-        if not joined:
-            reps.append(node)
-    return edges
+    pairs = lsh.spanning_pairs(members, lambda a, b: same_story(a, b, params), params.max_bucket)
+    return [(other.node_id, node.node_id) for node, other in pairs]
 
 
 def story_id_for(article_ids: Iterable[str]) -> str:

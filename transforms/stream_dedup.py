@@ -10,8 +10,9 @@ streaming graph only; the batch graph groups instead):
   streaming job cannot take back what it wrote, so the first copy to arrive is kept and every
   later copy, in any window, becomes a ``Duplicate`` of it (batch instead chooses the keeper
   by ``dedup.keeper_key`` among all copies). A keeper is remembered for ``ttl_s`` of event time
-  after its last copy. ``known`` carries what earlier runs kept (the persisted index), so a
-  copy of an article written by an earlier run is a duplicate too.
+  after its last copy. ``known`` carries what earlier runs (batch runs and streams) kept: the
+  keys of the one cross-run index (``transforms.dedup.known_keys``), so a copy of an article
+  written by an earlier run is a duplicate too.
 """
 
 from __future__ import annotations
@@ -27,14 +28,13 @@ from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Timestamp
 
+from transforms.dedup import hash_key, url_key
 from transforms.schema import DEDUP_EXACT, DEDUP_URL, Article, Duplicate
 
 STAGE = "dedup"
 SEEN_STAGE = "seen"
 DUPLICATES = "duplicates"
 KEPT = "kept"
-
-DEFAULT_TTL_S = 7 * 86400.0
 
 
 def decide(
@@ -47,16 +47,6 @@ def decide(
     if kept_id is None:
         return article, []
     return None, [Duplicate(article, kept_id, kind, 1.0)]
-
-
-def url_key(article: Article) -> str:
-    """Dedup key of the URL relation: the canonical URL, or the article itself without one."""
-    return f"url:{article.canonical_url}" if article.canonical_url else f"id:{article.article_id}"
-
-
-def hash_key(article: Article) -> str:
-    """Dedup key of the exact relation: the hash of the normalized text."""
-    return f"hash:{article.content_hash}"
 
 
 # State and timer specs, and the DoFn parameters naming them (module-level singletons, as
@@ -102,7 +92,7 @@ class _SeenFilter(beam.DoFn):
 class SeenFilter(beam.PTransform):
     """Items -> the items whose ``key_fn`` key was not seen within ``ttl_s`` (event time)."""
 
-    def __init__(self, key_fn: Callable[[Any], str], ttl_s: float = DEFAULT_TTL_S):
+    def __init__(self, key_fn: Callable[[Any], str], *, ttl_s: float):
         super().__init__()
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
@@ -193,7 +183,7 @@ class StreamDedup(beam.PTransform):
         known: dedup key (``url:...``/``hash:...``) -> article_id kept by earlier runs.
     """
 
-    def __init__(self, ttl_s: float = DEFAULT_TTL_S, known: Mapping[str, str] | None = None):
+    def __init__(self, *, ttl_s: float, known: Mapping[str, str] | None = None):
         super().__init__()
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
@@ -205,11 +195,3 @@ class StreamDedup(beam.PTransform):
         by_url, url_dups = articles | "SameURL" >> _StreamDedupBy(url_key, DEDUP_URL, ttl, known)
         kept, hash_dups = by_url | "SameText" >> _StreamDedupBy(hash_key, DEDUP_EXACT, ttl, known)
         return kept, (url_dups, hash_dups) | "MergeDuplicates" >> beam.Flatten()
-
-
-def index_keys(article: Article) -> list[str]:
-    """The dedup keys under which a kept article is remembered across runs."""
-    keys = [hash_key(article)]
-    if article.canonical_url:
-        keys.insert(0, url_key(article))
-    return keys

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -46,25 +45,6 @@ ON_TIME = "on_time"
 # the gate above it applies the configured allowed lateness.
 _NEVER_DROP_S = 100 * 365 * 86400
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str | float | int) -> float:
-    """Seconds in a duration such as ``90``, ``30s``, ``5m``, ``2h`` or ``1d``.
-
-    Raises:
-        ValueError: the text is not a non-negative number with an optional unit.
-    """
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if text < 0:
-            raise ValueError(f"duration must not be negative, got {text}")
-        return float(text)
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 2h, 1d)")
-    return float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
-
 
 def to_timestamp(value: dt.datetime) -> Timestamp:
     """A Beam timestamp of an aware or naive (taken as UTC) datetime."""
@@ -85,32 +65,41 @@ def window_label(start: Timestamp) -> str:
     return start.to_utc_datetime(has_tz=True).strftime("%Y%m%dT%H%M%SZ")
 
 
-def window_date(start: Timestamp) -> dt.date:
-    """The ``ingest_date`` partition of a window: the UTC date of its start."""
-    return start.to_utc_datetime(has_tz=True).date()
-
-
 def pane_path(
-    output: str, name: str, run_id: str, start: Timestamp, row_ids: Iterable[str], late: bool
+    output: str,
+    name: str,
+    run_id: str,
+    start: Timestamp,
+    row_ids: Iterable[str],
+    late: bool,
+    ingest_date: dt.date,
 ) -> str:
-    """Where a pane of ``name`` rows for the window starting at ``start`` is written."""
+    """Where a pane of ``name`` rows for the window starting at ``start`` is written: under
+    the ``ingest_date`` partition (when the rows were ingested, as in a batch run; the event
+    time's window is in the file name)."""
     digest = stable_id(*sorted(row_ids))[:16]
     kind = "-late" if late else ""
     return os.path.join(
         output,
         name,
-        f"ingest_date={window_date(start).isoformat()}",
+        f"ingest_date={ingest_date.isoformat()}",
         f"part-{run_id}-w{window_label(start)}{kind}-{digest}.parquet",
     )
 
 
 def write_pane(
-    name: str, rows: list[dict[str, Any]], output: str, run_id: str, start: Timestamp, late: bool
+    name: str,
+    rows: list[dict[str, Any]],
+    output: str,
+    run_id: str,
+    start: Timestamp,
+    late: bool,
+    ingest_date: dt.date,
 ) -> tuple[str, str, int]:
     """Write one pane (rows sorted by id) atomically; return (table, path, rows)."""
     key = ROW_ID[name]
     rows = sorted(rows, key=lambda r: (r[key], r.get("source_ref") or ""))
-    path = pane_path(output, name, run_id, start, (r[key] for r in rows), late)
+    path = pane_path(output, name, run_id, start, (r[key] for r in rows), late, ingest_date)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write_parquet(to_table(rows, TABLES[name]), name, path)
     return name, path, len(rows)
@@ -204,10 +193,11 @@ class _LatenessGate(beam.DoFn):
 
 
 class _WriteWindowPane(beam.DoFn):
-    def __init__(self, name: str, output: str, run_id: str):
+    def __init__(self, name: str, output: str, run_id: str, ingest_date: dt.date):
         self.name = name
         self.output = output
         self.run_id = run_id
+        self.ingest_date = ingest_date
         self.files = Metrics.counter(STAGE, f"files:{name}")
         self.late_panes = Metrics.counter(STAGE, f"late_panes:{name}")
 
@@ -221,14 +211,17 @@ class _WriteWindowPane(beam.DoFn):
         if late:
             self.late_panes.inc()
         self.files.inc()
-        yield write_pane(self.name, list(keyed[1]), self.output, self.run_id, win.start, late)
+        yield write_pane(
+            self.name, list(keyed[1]), self.output, self.run_id, win.start, late, self.ingest_date
+        )
 
 
 class _WriteLateRecords(beam.DoFn):
-    def __init__(self, name: str, output: str, run_id: str):
+    def __init__(self, name: str, output: str, run_id: str, ingest_date: dt.date):
         self.name = name
         self.output = output
         self.run_id = run_id
+        self.ingest_date = ingest_date
         self.files = Metrics.counter(STAGE, f"late_files:{name}")
 
     def process(
@@ -237,7 +230,13 @@ class _WriteLateRecords(beam.DoFn):
         (start_micros, _shard), rows = keyed
         self.files.inc()
         yield write_pane(
-            self.name, list(rows), self.output, self.run_id, Timestamp(micros=start_micros), True
+            self.name,
+            list(rows),
+            self.output,
+            self.run_id,
+            Timestamp(micros=start_micros),
+            True,
+            self.ingest_date,
         )
 
 
@@ -250,6 +249,7 @@ class WriteWindowed(beam.PTransform):
         run_id: the run id (file names carry it and the window).
         to_row: record -> row dict of the table's schema.
         spec: window size and allowed lateness.
+        ingest_date: the partition the files go to (the UTC date the rows were ingested).
         shards: files per pane (and parallel writers).
 
     Returns a PCollection of ``(table, path, rows)`` for every file written.
@@ -262,6 +262,7 @@ class WriteWindowed(beam.PTransform):
         run_id: str,
         to_row: Callable[[Any], dict[str, Any]],
         spec: WindowSpec,
+        ingest_date: dt.date,
         shards: int = 1,
     ):
         super().__init__()
@@ -271,6 +272,7 @@ class WriteWindowed(beam.PTransform):
         self.run_id = run_id
         self.to_row = to_row
         self.spec = spec
+        self.ingest_date = ingest_date
         self.shards = shards
 
     def expand(self, records):  # type: ignore[no-untyped-def]
@@ -296,7 +298,8 @@ class WriteWindowed(beam.PTransform):
             )
             | "KeyByShard" >> beam.Map(lambda row: (shard_of(row[key], shards), row))
             | "GroupPanes" >> beam.GroupByKey()
-            | "WritePanes" >> beam.ParDo(_WriteWindowPane(self.name, self.output, self.run_id))
+            | "WritePanes"
+            >> beam.ParDo(_WriteWindowPane(self.name, self.output, self.run_id, self.ingest_date))
         )
         late = (
             gated[LATE]
@@ -309,7 +312,8 @@ class WriteWindowed(beam.PTransform):
                 accumulation_mode=trigger.AccumulationMode.DISCARDING,
             )
             | "GroupLate" >> beam.GroupByKey()
-            | "WriteLate" >> beam.ParDo(_WriteLateRecords(self.name, self.output, self.run_id))
+            | "WriteLate"
+            >> beam.ParDo(_WriteLateRecords(self.name, self.output, self.run_id, self.ingest_date))
         )
         # The written-file records of both paths, in one windowing so they can be flattened.
         on_time = on_time | "OnTimeFilesGlobal" >> beam.WindowInto(window.GlobalWindows())

@@ -70,20 +70,61 @@ def test_config_is_frozen():
         Config().runner.workers = 3  # type: ignore[misc]
 
 
-def test_stage_parameters_come_from_their_sections():
+def test_each_stage_section_is_that_stage_options_object():
     from pipeline.graph import extract_options
+    from transforms.clean import CleanOptions
+    from transforms.dedup import NearParams
+    from transforms.extract import ExtractOptions
+    from transforms.normalize import NormalizeOptions
+    from transforms.sources import ReadOptions
+    from transforms.stories import StoryParams
 
-    cfg = config.load(overrides={"dedup": {"threshold": 0.9}, "extract": {"max_elements": 7}})
-    assert config.near_params(cfg).threshold == 0.9
-    assert config.story_params(cfg).window_hours == cfg.stories.window_hours
+    cfg = config.load(
+        overrides={
+            "dedup": {"threshold": 0.9, "near": False},
+            "extract": {"max_elements": 7},
+            "normalize": {"min_language_confidence": 0.7},
+            "clean": {"min_repeat_words": 5},
+        }
+    )
+    sections = {
+        "read": ReadOptions,
+        "extract": ExtractOptions,
+        "clean": CleanOptions,
+        "normalize": NormalizeOptions,
+        "dedup": NearParams,
+        "stories": StoryParams,
+    }
+    for name, cls in sections.items():
+        assert type(getattr(cfg, name)) is cls, name
+    assert cfg.dedup.threshold == 0.9 and cfg.dedup.near is False
+    assert cfg.normalize.min_language_confidence == 0.7
+    assert cfg.clean.min_repeat_words == 5
     assert extract_options(cfg).max_elements == 7
 
 
-def test_params_of_refuses_a_section_that_lacks_a_parameter():
-    @dataclasses.dataclass(frozen=True)
-    class Wanted:
-        timeout_s: float = 1.0
-        unknown: int = 0
+def test_stream_durations_are_seconds_given_as_durations(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("stream:\n  window: 2m\n  duration: 90\ndedup:\n  ttl: 7d\n")
+    cfg = config.load(path)
+    assert (cfg.stream.window, cfg.dedup.ttl, cfg.stream.duration) == (120.0, 604800.0, 90.0)
+    assert Config().dedup.ttl == 30 * 86400.0
 
-    with pytest.raises(TypeError, match="unknown"):
-        config.params_of(Wanted, Config().extract)
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"extract": {"max_link_density": 1.5}}, "extract.max_link_density"),
+        ({"extract": {"timeout_s": 0}}, "extract.timeout_s"),
+        ({"normalize": {"min_language_confidence": 2}}, "normalize.min_language_confidence"),
+        ({"clean": {"min_repeat_words": 0}}, "clean.min_repeat_words"),
+        ({"dedup": {"bands": 7}}, "dedup.num_perm"),
+        ({"stories": {"window_hours": 0}}, "stories.window_hours"),
+        ({"stream": {"window": "5 minutes"}}, "stream.window: not a duration"),
+        ({"dedup": {"ttl": 0}}, "dedup.ttl must be positive"),
+        ({"stream": {"seen_ttl": "0s"}}, "stream.seen_ttl must be positive"),
+    ],
+)
+def test_a_stage_option_checks_itself_and_the_error_names_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        config.load(overrides=overrides)

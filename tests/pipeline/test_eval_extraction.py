@@ -20,7 +20,7 @@ from pipeline.eval_extraction import (
     score,
     shingle_counts,
 )
-from pipeline.graph import extract_isolation, extract_options
+from pipeline.graph import extract_options
 from tests.conftest import run_cli
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "extract"
@@ -179,7 +179,7 @@ def test_isolation_auto_forks_only_in_the_in_process_runner(runner, workers, iso
             "extract": {"isolation": isolation},
         }
     )
-    assert extract_isolation(cfg) == expected
+    assert extract_options(cfg).isolation == expected
 
 
 @pytest.mark.parametrize(

@@ -231,7 +231,7 @@ def test_feed_inputs_are_listed_on_the_launcher(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"fetch": {"max_bytes": 0}}, "fetch: max_bytes"),
+        ({"fetch": {"max_bytes": 0}}, "fetch.max_bytes"),
         ({"fetch": {"allow_networks": ["everything"]}}, "allow_networks"),
         ({"fetch": {"retries": "3"}}, "fetch.retries"),
         ({"feeds": {"sources": [{"url": "gopher://x"}]}}, r"feeds.sources\[0\].url"),

@@ -3,7 +3,6 @@ real HTTP server on 127.0.0.1 whose feed gains entries while the stream runs."""
 
 from __future__ import annotations
 
-import dataclasses
 import http.server
 import json
 import os
@@ -57,10 +56,15 @@ def test_replay_files_follow_the_contract_with_the_window_in_their_names(replay_
     root, proc = replay_and_batch
     out = root / "stream"
     files = sorted(p.relative_to(out).as_posix() for p in out.glob("articles/*/*.parquet"))
-    # Dated seeds land in the window of their date; undated ones in the window of their replay.
-    assert any(f.startswith("articles/ingest_date=2024-10-28/part-replay-1-w20241028T000000Z-")
-               for f in files)  # fmt: skip
+    # Dated seeds land in the window of their date (in the file name); undated ones in the
+    # window of their replay. The partition is when the rows were ingested, as in batch.
+    assert any("/part-replay-1-w20241028T000000Z-" in f for f in files)
     assert all(f.split("/")[2].startswith("part-replay-1-w") for f in files)
+    for path in out.glob("articles/*/*.parquet"):
+        ingested = {
+            t.date().isoformat() for t in pq.read_table(path).column("ingested_at").to_pylist()
+        }
+        assert {path.parent.name} == {f"ingest_date={d}" for d in ingested}
     dated = read_table(out, "articles").to_pylist()
     for row in dated:
         if row["published_at"] is not None:
@@ -260,12 +264,15 @@ def test_stream_ingests_each_new_feed_entry_exactly_once_and_restarts_cleanly(tm
         assert manifest["counts"]["articles"] == len(published)
         assert manifest["stream"]["polls"].get("not_modified", 0) >= 1
         assert "stream:" in stdout
-        # Event time is the entry's pubDate: every article sits in its window's partition.
+        # Event time is the entry's pubDate: every article sits in its window's file.
         rows = read_table(out, "articles").to_pylist()
         for row in rows:
             assert row["published_at"] is not None
+        # The partition is the date the rows were ingested (not their 2026-11-20 windows).
         for path in out.glob("articles/*/*.parquet"):
-            assert path.parent.name == "ingest_date=2026-11-20"
+            ingested = pq.read_table(path).column("ingested_at").to_pylist()
+            assert {path.parent.name} == {f"ingest_date={t.date().isoformat()}" for t in ingested}
+            assert "-w20261120T" in path.name
         # Entries 1-2 came in the first round (no watermark yet): on time. Entries 3-5 are two
         # days old when later rounds start at now - watermark_lag: late, written anyway.
         file_of = {}
@@ -298,7 +305,7 @@ def test_the_unbounded_graph_for_dataflow_and_flink_runs_bounded_on_the_fnapi_ru
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline import config, graph
-    from pipeline.stream import StreamSettings, build_unbounded
+    from pipeline.stream.graph import build_unbounded
     from transforms.feeds import FeedSource
 
     out = tmp_path / "out"
@@ -311,15 +318,17 @@ def test_the_unbounded_graph_for_dataflow_and_flink_runs_bounded_on_the_fnapi_ru
             site.publish(*([3] if 3 not in site.entries else []))
 
         site.feed = feed_then_grow
-        cfg = config.load(_config(tmp_path, site.base), {"output": {"path": str(out)}})
-        settings = dataclasses.replace(StreamSettings.of(cfg), poll_every_s=1.0)
+        cfg = config.load(
+            _config(tmp_path, site.base),
+            {"output": {"path": str(out)}, "stream": {"poll_every": 1.0}},
+        )
         ctx = graph.RunContext("unbounded-1", dt.datetime.now(dt.UTC), "test")
         p = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
         feeds = [FeedSource(f"{site.base}/feed.xml", poll_interval_s=1.0)]
         # >= 2 polls are needed, and a loaded machine fires the impulse late (0.5 s x 4.5 s saw
         # one poll on a busy machine); but every impulse adds bundles, and Beam consolidates
         # their metrics recursively (RecursionError at 0.3 s x 6 s), so the ticks stay few: 8.
-        build_unbounded(p, cfg, settings, ctx, str(out), {}, feeds, stop_after_s=8.0)
+        build_unbounded(p, cfg, ctx, str(out), {}, feeds, stop_after_s=8.0)
         result = p.run()
         result.wait_until_finish()
         urls = read_table(out, "articles").column("url").to_pylist()

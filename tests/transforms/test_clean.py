@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from transforms.clean import (
     Clean,
+    CleanOptions,
     RuleSet,
     clean_article,
     clean_text,
@@ -481,9 +482,9 @@ def test_clean_transform_fails_at_construction_on_a_bad_pack():
     with pytest.raises(ValueError, match="rule 'ok': unknown scope 'nowhere'"):
         Clean(broken)
     with pytest.raises(ValueError, match="min_words"):
-        Clean(bad, min_words=0)
+        Clean(bad, options=CleanOptions(min_words=0))
     with pytest.raises(ValueError, match="min_repeat_words"):
-        Clean(bad, min_repeat_words=0)
+        Clean(bad, options=CleanOptions(min_repeat_words=0))
 
 
 def test_same_words_broken_into_other_sentences_are_not_a_repeat():

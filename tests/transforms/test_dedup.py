@@ -31,6 +31,7 @@ from transforms.dedup import (
     estimated_jaccard,
     index_entry,
     keeper_key,
+    known_keys,
     near_similarity,
     node_of,
     pick_keeper,
@@ -340,7 +341,7 @@ def check_dedup(
     with TestPipeline() as p:
         source = p | "Articles" >> beam.Create(arts)
         idx = p | "Index" >> beam.Create(index) if index else None
-        k, d, i = source | Deduplicate(index=idx, near=near)
+        k, d, i = source | Deduplicate(NearParams(near=near), index=idx)
         assert_that(k | "KeptIds" >> beam.Map(lambda a: a.article_id), equal_to(kept), "Kept")
         assert_that(
             d
@@ -449,6 +450,47 @@ def test_index_files_round_trip_and_exclude_a_run(tmp_path: Path) -> None:
     assert not (tmp_path / "_index" / "_staging").exists()
 
 
+def _entry(article_id, url, content_hash, indexed_at, run="r0"):
+    return IndexEntry(
+        article_id, url, content_hash, None, 5, None, 0, PARAMS.fingerprint, run, indexed_at
+    )
+
+
+def test_known_keys_drop_entries_past_the_ttl_and_the_earliest_keeper_wins() -> None:
+    entries = [
+        _entry("late", "https://u", "h1", day(9)),
+        _entry("early", "https://u", "h2", day(3)),
+        _entry("expired", "https://old", "h3", day(1)),
+        _entry("undated", None, "h4", None),  # written before indexed_at existed
+    ]
+    known = known_keys(entries, not_before=day(2))
+    assert known == {
+        "url:https://u": "early",
+        "hash:h2": "early",
+        "hash:h1": "late",
+        "hash:h4": "undated",
+    }
+    assert "url:https://old" in known_keys(entries, not_before=None)
+
+
+def test_the_index_shrinks_files_past_the_ttl_are_deleted_live_ones_filtered(
+    tmp_path: Path,
+) -> None:
+    index = str(tmp_path / "_index")
+    old = sinks.write_index_file(
+        [_entry("a", None, "ha", day(1))], sinks.stream_index_path(index, "s1", "r1")
+    )
+    mixed = sinks.write_index_file(
+        [_entry("b", None, "hb", day(1)), _entry("c", None, "hc", day(8))],
+        sinks.stream_index_path(index, "s2", "r1"),
+    )
+    assert sinks.newest_entry_time(mixed) == day(8)  # from the footer
+    assert [e.article_id for e in sinks.read_index([old, mixed], not_before=day(5))] == ["c"]
+    assert sinks.prune_index(index, not_before=day(5)) == [old]
+    assert sinks.index_files(index) == [mixed]
+    assert not (tmp_path / "_index" / "run=s1").exists()
+
+
 def test_deduplicate_counters() -> None:
     from apache_beam.metrics.metric import MetricsFilter
 
@@ -464,5 +506,5 @@ def test_deduplicate_counters() -> None:
     assert counters["duplicates:near"] == 3
     assert counters["duplicates:exact"] == 2
     assert counters["duplicates:url"] == 1
-    # One signature per distinct text: 11 articles, two of them exact copies.
-    assert counters["signatures"] == 9
+    # One signature per article, computed where its text is (no grouping carries text).
+    assert counters["signatures"] == 11

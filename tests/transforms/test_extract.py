@@ -282,7 +282,9 @@ def test_extract_transform_routes_articles_and_dead_letters(isolation):
         RawDocument("junk.html", SOURCE_HTML, bytes(range(256)) * 40, url="https://ex.org/junk"),
     ]
     with TestPipeline() as p:
-        articles, dead = p | beam.Create(docs) | Extract(10.0, isolation=isolation)
+        articles, dead = (
+            p | beam.Create(docs) | Extract(ExtractOptions(timeout_s=10.0, isolation=isolation))
+        )
         assert_that(
             articles | "SummarizeArticles" >> beam.Map(_summary),
             equal_to(
@@ -313,7 +315,9 @@ def test_a_page_that_takes_too_long_becomes_a_timeout_dead_letter_with_its_url()
     # 20,000 paragraphs take trafilatura about a second; the limit is a hundredth of that.
     raw = RawDocument("slow.html", SOURCE_HTML, _slow_page(20_000), url="https://ex.org/slow")
     with TestPipeline() as p:
-        articles, dead = p | beam.Create([raw]) | Extract(0.01, isolation="subprocess")
+        articles, dead = (
+            p | beam.Create([raw]) | Extract(ExtractOptions(timeout_s=0.01, isolation="subprocess"))
+        )
         assert_that(articles, equal_to([]), label="no articles")
         assert_that(
             dead | beam.Map(lambda d: (d.stage, d.reason, d.url, d.error_type)),
@@ -322,11 +326,11 @@ def test_a_page_that_takes_too_long_becomes_a_timeout_dead_letter_with_its_url()
         )
 
 
-def test_extract_checks_its_arguments():
+def test_extract_options_check_their_values():
     with pytest.raises(ValueError, match="timeout_s"):
-        Extract(0)
+        ExtractOptions(timeout_s=0)
     with pytest.raises(ValueError, match="isolation"):
-        Extract(1.0, isolation="fork")
+        ExtractOptions(isolation="fork")
     with pytest.raises(ValueError, match="max_link_density"):
         ExtractOptions(max_link_density=1.5)
 

@@ -20,6 +20,7 @@ from transforms.schema import DeadLetter, RawDocument
 from transforms.sources import (
     FEED_LIST,
     InputError,
+    ReadOptions,
     ReadSources,
     kind_of,
     list_inputs,
@@ -232,7 +233,7 @@ def test_read_sources_transform_splits_documents_and_dead_letters(tmp_path):
     bad = tmp_path / "b.txt"
     bad.write_bytes(b"y" * 50)
     with TestPipeline() as p:
-        docs, dead = p | beam.Create([str(good), str(bad)]) | ReadSources(max_bytes=20)
+        docs, dead = p | beam.Create([str(good), str(bad)]) | ReadSources(ReadOptions(max_bytes=20))
         assert_that(
             docs | "Refs" >> beam.Map(lambda d: (d.source_ref, d.content)),
             equal_to([(str(good), b"hello world")]),
@@ -245,9 +246,9 @@ def test_read_sources_transform_splits_documents_and_dead_letters(tmp_path):
         )
 
 
-def test_read_sources_checks_arguments_at_construction():
+def test_read_options_check_their_values():
     with pytest.raises(ValueError):
-        ReadSources(max_bytes=0)
+        ReadOptions(max_bytes=0)
 
 
 def test_raw_document_hints():

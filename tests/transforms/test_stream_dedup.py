@@ -10,8 +10,9 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import window
 
+from transforms.dedup import index_keys
 from transforms.schema import Article
-from transforms.stream_dedup import SeenFilter, StreamDedup, decide, index_keys
+from transforms.stream_dedup import SeenFilter, StreamDedup, decide
 
 T0 = 1_730_073_600  # 2024-10-28T00:00:00Z
 STREAMING = ["--runner=BundleBasedDirectRunner", "--streaming"]
@@ -32,8 +33,8 @@ def _article(article_id, url=None, text="same words here", words=3, published=No
     )
 
 
-def _split(p, stream, **kwargs):
-    kept, dups = p | stream | StreamDedup(**kwargs)
+def _split(p, stream, ttl_s=30 * 86400.0, **kwargs):
+    kept, dups = p | stream | StreamDedup(ttl_s=ttl_s, **kwargs)
     return (
         kept | "KeptIds" >> beam.Map(lambda a: a.article_id),
         dups

@@ -20,18 +20,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transforms import schema
+from transforms.durations import parse_duration
 from transforms.schema import UTC, Article
 from transforms.windows import (
     AssignEventTime,
     WindowSpec,
     WriteWindowed,
     pane_path,
-    parse_duration,
     window_label,
     window_start,
 )
 
 T0 = 1_730_073_600  # 2024-10-28T00:00:00Z
+INGESTED = dt.date(2026, 12, 1)  # the date the rows were ingested, not the windows' date
 STREAMING = ["--runner=BundleBasedDirectRunner", "--streaming"]
 
 
@@ -73,11 +74,14 @@ def test_window_start_label_and_path_are_stable():
     start = window_start(Timestamp(T0 + 301), 300)
     assert start == Timestamp(T0 + 300)
     assert window_label(start) == "20241028T000500Z"
-    path = pane_path("OUT", "articles", "r1", start, ["b", "a"], late=False)
-    assert path == pane_path("OUT", "articles", "r1", start, ["a", "b"], late=False)
-    assert path.startswith(os.path.join("OUT", "articles", "ingest_date=2024-10-28", "part-r1-w"))
-    assert "-late-" in pane_path("OUT", "articles", "r1", start, ["a"], late=True)
-    assert path != pane_path("OUT", "articles", "r1", start, ["a"], late=False)
+    path = pane_path("OUT", "articles", "r1", start, ["b", "a"], False, INGESTED)
+    assert path == pane_path("OUT", "articles", "r1", start, ["a", "b"], False, INGESTED)
+    # The partition is the ingestion date (as in batch); the event-time window is in the name.
+    assert path.startswith(
+        os.path.join("OUT", "articles", "ingest_date=2026-12-01", "part-r1-w20241028T000500Z")
+    )
+    assert "-late-" in pane_path("OUT", "articles", "r1", start, ["a"], True, INGESTED)
+    assert path != pane_path("OUT", "articles", "r1", start, ["a"], False, INGESTED)
 
 
 def test_event_time_is_published_at_else_the_fetch_time():
@@ -117,7 +121,7 @@ def test_records_are_written_per_window_and_late_ones_are_never_dropped(tmp_path
         .advance_watermark_to_infinity()
     )
     p = TestPipeline(options=PipelineOptions(STREAMING))
-    files = p | stream | WriteWindowed("articles", str(out), "r1", _row, spec)
+    files = p | stream | WriteWindowed("articles", str(out), "r1", _row, spec, INGESTED)
     # four files: window 1 on time (2 rows), window 2 (1), a late pane (1), the late path (1)
     assert_that(files | beam.Map(lambda f: f[2]), equal_to([2, 1, 1, 1]))
     result = p.run()
@@ -135,7 +139,7 @@ def test_records_are_written_per_window_and_late_ones_are_never_dropped(tmp_path
     assert second in written["a003"]
     assert first in written["a004"] and "-late-" in written["a004"]
     assert first in written["a005"] and "-late-" in written["a005"]
-    assert all("ingest_date=2024-10-28" in p for p in _files(out))
+    assert all("ingest_date=2026-12-01" in p for p in _files(out))
 
     # Beam 2.77's BundleBasedDirectRunner (the one that runs TestStream) reports a counter's
     # value of the first bundle only, so the lateness counters are asserted on files here and
@@ -174,7 +178,7 @@ def test_window_spec_checks_its_arguments():
     with pytest.raises(ValueError):
         WindowSpec(60, -1)
     with pytest.raises(ValueError):
-        WriteWindowed("nope", "o", "r", _row, WindowSpec(60, 0))
+        WriteWindowed("nope", "o", "r", _row, WindowSpec(60, 0), INGESTED)
     assert dataclasses.asdict(WindowSpec(60, 0)) == {"size_s": 60, "allowed_lateness_s": 0}
 
 
@@ -196,7 +200,7 @@ def test_writer_counters_on_the_fnapi_runner(tmp_path):
     _ = (
         p
         | beam.Create(items)
-        | WriteWindowed("articles", str(tmp_path), "r1", _row, WindowSpec(300, 60))
+        | WriteWindowed("articles", str(tmp_path), "r1", _row, WindowSpec(300, 60), INGESTED)
     )
     result = p.run()
     result.wait_until_finish()

@@ -1,0 +1,58 @@
+"""The shared core: RawDocument -> (normalized Article, DeadLetter) in one composite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from transforms.clean import CleanOptions
+from transforms.core import DocumentsToArticles
+from transforms.extract import ExtractOptions
+from transforms.normalize import NormalizeOptions
+from transforms.rulepack import load_pack
+from transforms.schema import SOURCE_HTML, RawDocument
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = ROOT / "tests" / "fixtures" / "extract" / "harbour_article.html"
+URL = "https://www.coastal-courier.example/news/harbour-bridge?utm_source=feed"
+
+
+def test_a_page_comes_out_normalized_and_junk_as_a_dead_letter_of_its_stage():
+    docs = [
+        RawDocument("harbour.html", SOURCE_HTML, PAGE.read_bytes(), url=URL),
+        RawDocument("junk.html", SOURCE_HTML, bytes(range(256)) * 40, url="https://ex.org/j"),
+    ]
+    core = DocumentsToArticles(
+        ExtractOptions(isolation="thread"),
+        CleanOptions(),
+        NormalizeOptions(),
+        load_pack(str(ROOT / "configs" / "boilerplate.yaml")),
+    )
+    with TestPipeline() as p:
+        articles, dead = p | beam.Create(docs) | core
+        assert_that(
+            articles
+            | "Summary"
+            >> beam.Map(
+                lambda a: (a.source_ref, a.language, a.canonical_url, bool(a.content_hash))
+            ),
+            equal_to(
+                [
+                    (
+                        "harbour.html",
+                        "en",
+                        "https://www.coastal-courier.example/news/2024/10/28/harbour-bridge-reopens",
+                        True,
+                    )
+                ]
+            ),
+            label="articles",
+        )
+        assert_that(
+            dead | "Reasons" >> beam.Map(lambda d: (d.source_ref, d.stage, d.reason)),
+            equal_to([("junk.html", "extract", "not_html")]),
+            label="dead",
+        )
