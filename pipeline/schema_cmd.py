@@ -78,6 +78,8 @@ def _duckdb_type(type_: pa.DataType, name: str) -> str:
         return "VARCHAR"
     if pa.types.is_timestamp(type_):
         return "TIMESTAMPTZ" if type_.tz else "TIMESTAMP"
+    if pa.types.is_int16(type_):
+        return "SMALLINT"
     if pa.types.is_int32(type_):
         return "INTEGER"
     if pa.types.is_int64(type_):

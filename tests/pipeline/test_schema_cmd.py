@@ -89,6 +89,7 @@ def test_duckdb_ddl_runs_and_keeps_the_contract(capsys: pytest.CaptureFixture[st
         assert types["tags"] == "VARCHAR[]"
         assert types["published_at"] == "TIMESTAMP WITH TIME ZONE"
         assert types["ingest_date"] == "DATE"
+        assert types["published_offset_min"] == "SMALLINT"
 
 
 def readme_section(title: str) -> str:
