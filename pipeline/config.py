@@ -46,9 +46,9 @@ class ExtractConfig:
     max_elements: int = 50_000
     favor_precision: bool = False
     include_tables: bool = True
-    drop_title_block: bool = True
-    max_link_density: float | None = 0.5
-    second_opinion: bool = True
+    drop_title_block: bool = False
+    max_link_density: float | None = None
+    second_opinion: bool = False
     min_agreement: float = 0.5
 
 

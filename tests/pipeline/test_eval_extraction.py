@@ -364,7 +364,7 @@ def test_the_extract_config_section_reaches_the_extractor():
     assert options.max_link_density is None
     assert options.second_opinion is False
     assert options.max_elements == 9
-    assert extract_options(config.load()).max_link_density == 0.5
+    assert extract_options(config.load()).max_link_density is None  # off by default
 
 
 @pytest.mark.parametrize(
