@@ -45,6 +45,7 @@ VARIANTS: list[tuple[str, dict[str, object]]] = [
     ("+ link density 0.8", {**RULES_OFF, "max_link_density": 0.8}),
     ("+ readability, min_agreement 0.5", {**RULES_OFF, "second_opinion": True}),
     ("no tables", {**RULES_OFF, "include_tables": False}),
+    ("deduplicate", {**RULES_OFF, "deduplicate": True}),
     (
         "all three rules (the 0.1 defaults)",
         {"drop_title_block": True, "max_link_density": 0.5, "second_opinion": True},

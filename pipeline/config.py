@@ -46,6 +46,7 @@ class ExtractConfig:
     max_elements: int = 50_000
     favor_precision: bool = False
     include_tables: bool = True
+    deduplicate: bool = False
     drop_title_block: bool = False
     max_link_density: float | None = None
     second_opinion: bool = False

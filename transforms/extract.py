@@ -83,6 +83,7 @@ class ExtractOptions:
             extraction, which bounds the time one page can take.
         favor_precision: trafilatura's own precision mode.
         include_tables: keep text from HTML tables.
+        deduplicate: trafilatura's removal of repeated text blocks.
         drop_title_block: drop body blocks that repeat the title.
         max_link_density: drop blocks whose share of words inside links is above this
             (None keeps them all).
@@ -95,6 +96,7 @@ class ExtractOptions:
     max_elements: int = 50_000
     favor_precision: bool = False
     include_tables: bool = True
+    deduplicate: bool = False
     drop_title_block: bool = False
     max_link_density: float | None = None
     second_opinion: bool = False
@@ -507,6 +509,7 @@ def extract_html(raw: RawDocument, options: ExtractOptions | None = None) -> Art
         include_comments=False,
         include_links=True,
         include_tables=opts.include_tables,
+        deduplicate=opts.deduplicate,
         favor_precision=opts.favor_precision,
     )
     if not isinstance(doc, Document):  # None: trafilatura found no main content
