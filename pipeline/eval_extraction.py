@@ -361,7 +361,7 @@ def _html_lang(content: bytes) -> str | None:
         return None
     try:
         tree = lxml_html.document_fromstring(text.encode("utf-8"))
-    except (ValueError, TypeError, Exception):  # lxml raises ParserError on junk
+    except Exception:  # lxml raises ParserError (and ValueError) on junk: no attribute then
         return None
     value = tree.get("lang") if tree.tag == "html" else None
     return language_code(value)
