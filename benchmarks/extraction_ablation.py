@@ -1,86 +1,112 @@
-"""Ablation of the extraction settings on an article-extraction benchmark directory.
+"""Ablation of the extraction settings on the labelled text sets (shingle F1 and snippet F1).
 
-    python benchmarks/extraction_ablation.py DIR
+    python benchmarks/extraction_ablation.py [DATA ...] [--jobs N] [--only NAME ...]
 
-Prints F1 / precision / recall of each setting on all pages and on the two fixed halves A and B
-(a stable hash split of the page keys), then a two-fold check of the one tuned threshold
-(max_link_density): the value chosen on one half is scored on the other. The first row is plain
-``trafilatura.extract(html)``, the benchmark's published baseline, which validates the metric.
+DATA as for ``news-ingest eval-extraction`` (default ../shared/data); the date sets are left
+out (dates do not depend on these settings). The baselines (trafilatura default and
+favor_precision, comments off) run once; then the pipeline once per setting. Each row gives the
+setting's figure on every set and on both halves, and its difference to the reference setting
+(the first row). A setting may become a default only when it is ahead of the reference on every
+set and both halves ("wins" column); the README reports the whole table.
 """
 
 from __future__ import annotations
 
-import gzip
+import argparse
+import os
 import sys
 
 from pipeline import config
-from pipeline.eval_extraction import Score, evaluate, half_of, load_benchmark, score
+from pipeline.eval_extraction import (
+    BASELINES,
+    DATES,
+    HALVES,
+    PIPELINE,
+    PageResult,
+    find_sets,
+    run_all,
+    select,
+    set_figures,
+)
 
-OFF = {
+RULES_OFF = {
+    "favor_precision": False,
     "drop_title_block": False,
     "max_link_density": None,
     "second_opinion": False,
 }
 
+# The first row is the reference each other row is compared with.
 VARIANTS: list[tuple[str, dict[str, object]]] = [
-    ("pipeline, no rules", OFF),
-    ("  + favor_precision", {**OFF, "favor_precision": True}),
-    ("  + title block", {**OFF, "drop_title_block": True}),
-    ("  + link density 0.5", {**OFF, "max_link_density": 0.5}),
-    ("  + second opinion", {**OFF, "second_opinion": True}),
-    ("title + link density 0.3", {"max_link_density": 0.3, "second_opinion": False}),
-    ("title + link density 0.5", {"max_link_density": 0.5, "second_opinion": False}),
-    ("title + link density 0.7", {"max_link_density": 0.7, "second_opinion": False}),
-    ("title + link density 0.9", {"max_link_density": 0.9, "second_opinion": False}),
-    ("all, link density 0.3", {"max_link_density": 0.3}),
-    ("all, link density 0.5 (default)", {}),
-    ("all, link density 0.7", {"max_link_density": 0.7}),
-    ("all, link density 0.9", {"max_link_density": 0.9}),
-    ("all, min_agreement 0.3", {"min_agreement": 0.3}),
-    ("all, min_agreement 0.7", {"min_agreement": 0.7}),
-    ("all + favor_precision", {"favor_precision": True}),
+    ("default mode, rules off", RULES_OFF),
+    ("precision mode, rules off", {**RULES_OFF, "favor_precision": True}),
+    ("+ title block", {**RULES_OFF, "drop_title_block": True}),
+    ("+ link density 0.5", {**RULES_OFF, "max_link_density": 0.5}),
+    ("+ link density 0.8", {**RULES_OFF, "max_link_density": 0.8}),
+    ("+ readability, min_agreement 0.5", {**RULES_OFF, "second_opinion": True}),
+    ("no tables", {**RULES_OFF, "include_tables": False}),
+    ("deduplicate", {**RULES_OFF, "deduplicate": True}),
+    (
+        "all three rules (the 0.1 defaults)",
+        {"drop_title_block": True, "max_link_density": 0.5, "second_opinion": True},
+    ),
 ]
 
 
-def _row(name: str, total: Score, halves: dict[str, Score]) -> str:
-    cells = [f"{total.f1:.4f} {total.precision:.4f} {total.recall:.4f}"]
-    cells += [f"{halves[h].f1:.4f}" for h in "AB"]
-    return f"{name:34s} " + "  ".join(cells)
+def _cells(fig: dict, part: str) -> float:
+    return float(fig["systems"][PIPELINE][part]["value"])
 
 
-def plain_trafilatura(directory: str) -> tuple[Score, dict[str, Score]]:
-    import trafilatura
-
-    pages = load_benchmark(directory)
-    truth = {k: p["articleBody"] for k, p in pages.items()}
-    preds = {}
-    for key, page in pages.items():
-        with gzip.open(page["path"]) as fh:
-            html = fh.read().decode("utf-8", "replace")
-        preds[key] = trafilatura.extract(html) or ""
-    halves = {h: score({k: v for k, v in truth.items() if half_of(k) == h}, preds)[0] for h in "AB"}
-    return score(truth, preds)[0], halves
-
-
-def main(directory: str) -> None:
-    print(f"{'setting':34s} {'F1     P      R':20s}  F1(A)   F1(B)")
-    print(_row("plain trafilatura.extract", *plain_trafilatura(directory)), flush=True)
-    by_density: dict[float, dict[str, float]] = {}
-    for name, over in VARIANTS:
-        ev = evaluate(directory, config.load(overrides={"extract": over}))
-        print(_row(name, ev.total, ev.halves), flush=True)
-        if name.startswith("all, link density"):
-            density = float(over.get("max_link_density", 0.5))  # type: ignore[arg-type]
-            by_density[density] = {h: ev.halves[h].f1 for h in "AB"}
-    for tune, test in (("A", "B"), ("B", "A")):
-        best = max(by_density, key=lambda d: (by_density[d][tune], -d))
-        print(
-            f"two-fold: link density tuned on {tune} -> {best}; "
-            f"F1 on {test} {by_density[best][test]:.4f}"
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data", nargs="*", default=[os.path.join("..", "shared", "data")])
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--only", action="append", help="only settings whose name starts so")
+    args = ap.parse_args(argv)
+    sets = [s for s in select(find_sets(args.data), None, args.limit) if s.kind != DATES]
+    base = run_all(sets, config.load(), args.jobs, baselines=True)
+    variants = [
+        (name, over)
+        for name, over in VARIANTS
+        if not args.only or name == VARIANTS[0][0] or any(name.startswith(o) for o in args.only)
+    ]
+    header = f"{'setting':46s}" + "".join(
+        f"{s.name[:12] + ' ' + part:>17s}" for s in sets for part in ("all", *HALVES)
+    )
+    print(header + "   wins")
+    base_figures = [set_figures(s, base, 1) for s in sets]
+    for baseline in BASELINES[sets[0].kind]:
+        cells = "".join(
+            f"{fig['systems'][baseline][part]['value']:>17.4f}"
+            for fig in base_figures
+            for part in ("all", *HALVES)
         )
+        print(f"{baseline:46s}" + cells, flush=True)
+    reference: dict[tuple[str, str], float] = {}
+    for name, over in variants:
+        results = run_all(sets, config.load(overrides={"extract": over}), args.jobs, False)
+        merged = {
+            key: PageResult(
+                r.set_name, r.key, {**base[key].outputs, PIPELINE: r.outputs[PIPELINE]}, r.rejected
+            )
+            for key, r in results.items()
+        }
+        row, wins = [], True
+        for s in sets:
+            fig = set_figures(s, merged, 1)
+            for part in ("all", *HALVES):
+                value = _cells(fig, part)
+                if name == variants[0][0]:
+                    reference[(s.name, part)] = value
+                    row.append(f"{value:>17.4f}")
+                else:
+                    delta = value - reference[(s.name, part)]
+                    wins = wins and delta > 0
+                    row.append(f"{value:>9.4f} {delta:+.4f}"[:17].rjust(17))
+        flag = "" if name == variants[0][0] else ("  yes" if wins else "   no")
+        print(f"{name:46s}" + "".join(row) + flag, flush=True)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    main(sys.argv[1])
+    sys.exit(main())
