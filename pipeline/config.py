@@ -17,6 +17,7 @@ import yaml
 
 from transforms.feeds import FeedSource, feed_source
 from transforms.fetch import FetchPolicy
+from transforms.landing import LandingRule
 
 if typing.TYPE_CHECKING:
     from transforms.dedup import NearParams
@@ -37,6 +38,8 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class ReadConfig:
     max_bytes: int = 20 * 1024 * 1024
+    # Directory and glob inputs are landing folders: the stream section's landing rule applies.
+    landing: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +131,9 @@ class StreamConfig:
     dedup_ttl: str = "30d"
     duration: str | None = None
     speed: float = 1.0
+    # The landing-zone rule of watched folders (and of batch inputs with read.landing).
+    settle_s: float = 10.0
+    marker: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,6 +301,15 @@ def _validate_stream(cfg: Config) -> None:
             raise ConfigError(f"stream.{key}: must be positive")
     if cfg.stream.speed <= 0:
         raise ConfigError(f"stream.speed: must be positive, got {cfg.stream.speed}")
+    landing_rule(cfg)
+
+
+def landing_rule(cfg: Config) -> LandingRule:
+    """The landing-zone rule of the ``stream:`` section (``settle_s``, ``marker``)."""
+    try:
+        return params_of(LandingRule, cfg.stream)
+    except ValueError as exc:
+        raise ConfigError(f"stream.{exc}") from exc
 
 
 def fetch_policy(cfg: Config) -> FetchPolicy:

@@ -43,7 +43,14 @@ from apache_beam.utils.timestamp import Timestamp
 
 from pipeline import __version__, graph, manifest
 from pipeline.batch import UsageError, check_output, check_run_id, new_run_id
-from pipeline.config import Config, ConfigError, fetch_policy, resolve, stream_seconds
+from pipeline.config import (
+    Config,
+    ConfigError,
+    fetch_policy,
+    landing_rule,
+    resolve,
+    stream_seconds,
+)
 from transforms.clean import Clean
 from transforms.extract import Extract
 from transforms.feeds import FeedSource
@@ -399,7 +406,7 @@ def _collect(
         for entry in result.entries:
             work = entry_work(entry)
             offer(work, stamp, work.source_ref if isinstance(work, PageRequest) else None)
-    for found in scan_files(source.watch):
+    for found in scan_files(source.watch, landing_rule(cfg), now):
         offer(found, stamp, None)
     if source.replay is not None:
         elapsed = now - started
