@@ -6,10 +6,16 @@ import collections
 import contextlib
 import dataclasses
 import datetime as dt
+import logging
+import multiprocessing
 import os
 import re
 import secrets
+import shutil
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -18,8 +24,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import __version__, error_budget, graph, manifest, progress, runners
-from pipeline.config import Config, resolve
+from pipeline.config import Config, landing_rule, resolve
 from transforms import sinks
+from transforms.landing import is_ready
 from transforms.schema import ROW_ID, SCHEMA_VERSION, TABLES, UTC
 from transforms.sources import list_inputs
 
@@ -28,6 +35,64 @@ RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 class UsageError(ValueError):
     """Bad usage: a missing input, an unwritable output, a malformed run id."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM stopped a run before its commit; its staged files are removed.
+
+    A ``BaseException`` (as ``KeyboardInterrupt``): no ``except Exception`` on the way up (in
+    Beam or in a stage) may take it for a failed element and carry on.
+    """
+
+    def __init__(self, signum: int, run_id: str):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.run_id = run_id
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def interruptible(run_id: str) -> Iterator[list[int]]:
+    """Turn SIGINT/SIGTERM into ``Interrupted`` while the pipeline runs; yields the signals got.
+
+    Logging is silenced from the signal on: what Beam logs while the run unwinds is noise, the
+    caller reports the interruption in one line.
+    """
+    got: list[int] = []
+
+    def handler(signum: int, _frame: Any) -> None:
+        if not got:
+            got.append(signum)
+            logging.disable(logging.CRITICAL)
+            raise Interrupted(signum, run_id)
+
+    previous: list[tuple[int, Any]] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous.append((sig, signal.signal(sig, handler)))
+    try:
+        yield got
+    finally:
+        for sig, old in previous:
+            signal.signal(sig, old)
+        if got:
+            logging.disable(logging.NOTSET)
+
+
+def discard_run(output: str, run_id: str, index: str | None) -> None:
+    """Remove what an interrupted run staged, and stop the child processes it started."""
+    for child in multiprocessing.active_children():
+        child.kill()  # an extraction subprocess would otherwise finish its page first
+    shutil.rmtree(sinks.staging_dir(output, run_id), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.join(output, sinks.STAGING))  # only when no other run stages there
+    if index:
+        sinks.prepare_index(index, run_id)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.join(index, sinks.STAGING))
 
 
 def new_run_id(now: dt.datetime) -> str:
@@ -84,6 +149,35 @@ def exclude_ingested(output: str, run_id: str, ids: frozenset[str]) -> int:
     return dropped
 
 
+def input_paths(cfg: Config, now: float) -> tuple[list[str], list[str]]:
+    """The input files of a run, and those left for a later run by the landing rule.
+
+    With ``read.landing`` the inputs are landing folders written by other programs: a file is
+    taken only when complete (``transforms.landing``, ``stream.settle_s`` and ``stream.marker``).
+    """
+    try:
+        listed = list_inputs([resolve(p) for p in cfg.inputs])
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if not cfg.read.landing:
+        return listed, []
+    rule = landing_rule(cfg)
+    ready: list[str] = []
+    waiting: list[str] = []
+    for path in listed:
+        try:
+            complete = is_ready(path, os.stat(path), now, rule)
+        except OSError:
+            continue  # gone since it was listed
+        (ready if complete else waiting).append(path)
+    if not ready:
+        raise UsageError(
+            f"no input is complete yet ({len(waiting)} waiting for the landing rule: "
+            f"stream.settle_s {rule.settle_s:g} s, marker {rule.marker})"
+        )
+    return ready, waiting
+
+
 @dataclasses.dataclass(frozen=True)
 class RunResult:
     manifest: dict[str, Any]
@@ -117,10 +211,7 @@ def run(
     started = dt.datetime.now(UTC)
     t0 = time.monotonic()
     run_id = check_run_id(run_id) if run_id else new_run_id(started)
-    try:
-        paths = list_inputs([resolve(p) for p in cfg.inputs])
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+    paths, waiting = input_paths(cfg, time.time())
     output = cfg.output.path
     check_output(output)
     sinks.prepare_run(output, run_id)
@@ -136,12 +227,20 @@ def run(
     p = beam.Pipeline(options=options)
     outputs = graph.build(p, cfg, paths, index_files, run_id)
     graph.write(outputs, output, ctx, cfg.output.shards, index)
-    with contextlib.ExitStack() as stack:
-        if show_progress and runners.is_local(cfg.runner.name, options):
-            reporter = stack.enter_context(progress.Reporter(total=len(paths)))
-            outputs.finished | "ReportProgress" >> progress.CountDocuments(reporter.port)
-        result = p.run()
-        result.wait_until_finish()
+    with interruptible(run_id) as got, contextlib.ExitStack() as stack:
+        try:
+            if show_progress and runners.is_local(cfg.runner.name, options):
+                reporter = stack.enter_context(progress.Reporter(total=len(paths)))
+                outputs.finished | "ReportProgress" >> progress.CountDocuments(reporter.port)
+            with runners.worker_processes(cfg.runner.name, options):
+                result = p.run()
+                result.wait_until_finish()
+        except BaseException:
+            if got:
+                # Beam may have wrapped the signal's exception in its own (RuntimeError).
+                discard_run(output, run_id, index)
+                raise Interrupted(got[0], run_id) from None
+            raise
 
     excluded = exclude_ingested(output, run_id, exclude_ids) if exclude_ids else 0
     budget, staged = error_budget.measure(output, run_id, cfg.errors.max_failure_ratio)
@@ -177,7 +276,12 @@ def run(
         "options": {k: v for k, v in options.get_all_options(drop_default=True).items()},
         "output": output,
         "ingest_date": started.date().isoformat(),
-        "inputs": {"paths": len(paths), "documents": documents, "specs": list(cfg.inputs)},
+        "inputs": {
+            "paths": len(paths),
+            "documents": documents,
+            "specs": list(cfg.inputs),
+            "not_ready": len(waiting),
+        },
         "dedup_index": {"path": index, "files_read": len(index_files)} if index else None,
         "counts": counts,
         "error_budget": budget.as_dict(),

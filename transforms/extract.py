@@ -42,6 +42,7 @@ import charset_normalizer
 from apache_beam.metrics import Metrics
 from lxml import etree
 
+from transforms.children import tie_forked_child
 from transforms.schema import (
     SOURCE_HTML,
     SOURCE_TEXT,
@@ -554,6 +555,10 @@ ISOLATIONS = ("subprocess", "thread")
 class _Extract(beam.DoFn):
     def __init__(self, options: ExtractOptions):
         self.options = options
+
+    def setup(self) -> None:
+        # With isolation "subprocess" this runs in the child: it must die with its launcher.
+        tie_forked_child()
 
     def process(self, raw: RawDocument) -> Iterable[Article | DeadLetter]:
         yield extract(raw, self.options)

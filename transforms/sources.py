@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from transforms.landing import is_temp_name
 from transforms.schema import (
     SOURCE_FEED,
     SOURCE_HTML,
@@ -87,7 +88,7 @@ def list_inputs(specs: Sequence[str], extensions: dict[str, str] = EXTENSIONS) -
                 for root, _dirs, files in os.walk(spec)
                 for name in files
                 if kind_of(name, extensions)
-                and not name.startswith(".")
+                and not is_temp_name(name)
                 and not name.lower().endswith(EXPLICIT_ONLY)
                 # regular files only (after links): a FIFO named *.txt would block the read
                 and os.path.isfile(os.path.join(root, name))
@@ -97,7 +98,11 @@ def list_inputs(specs: Sequence[str], extensions: dict[str, str] = EXTENSIONS) -
         elif os.path.isfile(spec):
             matched = [spec]
         else:
-            matched = [p for p in glob.glob(spec, recursive=True) if os.path.isfile(p)]
+            matched = [
+                p
+                for p in glob.glob(spec, recursive=True)
+                if os.path.isfile(p) and not is_temp_name(p)
+            ]
             if not matched:
                 raise InputError(f"input not found: {spec}")
         found.update(os.path.normpath(p) for p in matched)
