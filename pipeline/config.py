@@ -351,12 +351,24 @@ def story_params(cfg: Config) -> StoryParams:
     return params_of(StoryParams, cfg.stories)
 
 
+def _names_inputs(data: dict[str, Any]) -> bool:
+    """Whether a config file or the flags name inputs of their own: inputs or feeds."""
+    feeds = data.get("feeds")
+    return "inputs" in data or bool(isinstance(feeds, dict) and feeds.get("sources"))
+
+
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """The effective config: packaged defaults, then ``path``, then ``overrides`` (dotted
-    sections as nested dicts)."""
+    sections as nested dicts).
+
+    The default inputs (the seeds) are used only when neither the file nor the flags name any
+    input: a file that lists ``feeds.sources`` reads those feeds, not the seeds as well.
+    """
     data: dict[str, Any] = read_yaml(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else {}
-    if path is not None:
-        data = _merge(data, read_yaml(path))
+    user = read_yaml(path) if path is not None else {}
+    if _names_inputs(user) or _names_inputs(overrides or {}):
+        data["inputs"] = []
+    data = _merge(data, user)
     if overrides:
         data = _merge(data, overrides)
     return validate(_build(Config, data, ""))
