@@ -82,6 +82,19 @@ def interruptible(run_id: str) -> Iterator[list[int]]:
             logging.disable(logging.NOTSET)
 
 
+def launch(
+    p: beam.Pipeline, runner: str, options: Any
+) -> beam.runners.runner.PipelineResult:
+    """Start the pipeline; a remote runner that cannot start it (missing options, a missing
+    ``apache-beam[gcp]``, no Flink job server) is a one-line usage error, not a traceback."""
+    try:
+        return p.run()
+    except Exception as exc:
+        if runners.is_local(runner, options):
+            raise  # a failure of the pipeline itself: its traceback is the diagnosis
+        raise UsageError(f"{runner} did not start the job: {runners.launch_hint(exc)}") from exc
+
+
 def discard_run(output: str, run_id: str, index: str | None) -> None:
     """Remove what an interrupted run staged, and stop the child processes it started."""
     for child in multiprocessing.active_children():
@@ -224,7 +237,10 @@ def run(
         cfg.runner.name, cfg.runner.workers, beam_args or [], cfg.runner.options
     )
     ctx = graph.RunContext(run_id=run_id, started_at=started, pipeline_version=__version__)
-    p = beam.Pipeline(options=options)
+    try:
+        p = beam.Pipeline(options=options)  # Dataflow checks its options here
+    except ValueError as exc:
+        raise UsageError(f"{cfg.runner.name}: {runners.launch_hint(exc)}") from exc
     outputs = graph.build(p, cfg, paths, index_files, run_id)
     graph.write(outputs, output, ctx, cfg.output.shards, index)
     with interruptible(run_id) as got, contextlib.ExitStack() as stack:
@@ -233,7 +249,7 @@ def run(
                 reporter = stack.enter_context(progress.Reporter(total=len(paths)))
                 outputs.finished | "ReportProgress" >> progress.CountDocuments(reporter.port)
             with runners.worker_processes(cfg.runner.name, options):
-                result = p.run()
+                result = launch(p, cfg.runner.name, options)
                 result.wait_until_finish()
         except BaseException:
             if got:

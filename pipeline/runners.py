@@ -178,6 +178,16 @@ def worker_processes(runner: str, options: PipelineOptions) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def launch_hint(exc: BaseException) -> str:
+    """One line saying why a remote runner did not start a job, and what to do about it."""
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if isinstance(exc, ImportError):
+        return f"{text} (install the runner's extra, e.g. apache-beam[gcp]==<beam version>)"
+    if "job_server" in text or "jar" in text.lower():
+        return f"{text} (give --flink_master of a running Flink, or --flink_job_server_jar)"
+    return text or type(exc).__name__
+
+
 def is_local(runner: str, options: PipelineOptions) -> bool:
     """Whether the workers run on this machine (the DirectRunner, or Dask's local cluster)."""
     if runner == "direct":

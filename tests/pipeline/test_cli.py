@@ -145,3 +145,18 @@ def test_a_multi_process_run_keeps_stderr_free_of_beam_logging(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert "articles             5" in proc.stdout
+
+
+def test_a_dataflow_run_without_its_options_is_a_one_line_error(capsys, tmp_path):
+    args = ["run", "--runner", "dataflow", "--output", str(tmp_path / "out")]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "Missing required option: project" in err
+
+
+def test_launch_hints_name_the_fix():
+    from pipeline.runners import launch_hint
+
+    assert "apache-beam[gcp]" in launch_hint(ImportError("No module named 'apitools'"))
+    assert "--flink_master" in launch_hint(RuntimeError("cannot fetch flink job server jar"))

@@ -122,3 +122,41 @@ def test_a_file_written_in_two_parts_gives_one_article_with_the_whole_text(tmp_p
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["counts"]["duplicates"] == 0
     assert manifest["counts"]["dead_letters"] == 0
+
+
+def _landing_folder(tmp_path):
+    inbox = tmp_path / "landing"
+    inbox.mkdir()
+    seed = (ROOT / "seeds" / "000_9101e3246db773c2.txt").read_bytes()
+    for name in ("old.txt", "new.txt", "half.txt.part", ".hidden.txt", "x.txt._COPYING_"):
+        (inbox / name).write_bytes(seed)
+    past = time.time() - 3600
+    os.utime(inbox / "old.txt", (past, past))
+    return inbox
+
+
+def test_a_batch_glob_never_takes_temporary_names(tmp_path, capsys):
+    from pipeline import cli
+
+    inbox = _landing_folder(tmp_path)
+    assert cli.main(["run", "--input", f"{inbox}/*", "--dry-run"]) == 0
+    listed = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    assert sorted(os.path.basename(p) for p in listed if p.startswith(str(inbox))) == [
+        "new.txt",
+        "old.txt",
+    ]
+
+
+def test_a_batch_run_over_a_landing_folder_takes_only_complete_files(tmp_path):
+    from pipeline import cli
+
+    inbox = _landing_folder(tmp_path)
+    cfg = tmp_path / "landing.yaml"
+    cfg.write_text("read:\n  landing: true\nstream:\n  settle_s: 60\n")
+    out = tmp_path / "out"
+    args = ["run", "--input", str(inbox), "--config", str(cfg), "--output", str(out)]
+    assert cli.main(args) == 0
+    refs = read_table(out, "articles").column("source_ref").to_pylist()
+    assert [os.path.basename(r) for r in refs] == ["old.txt"]
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["inputs"]["not_ready"] == 1
