@@ -82,9 +82,7 @@ def interruptible(run_id: str) -> Iterator[list[int]]:
             logging.disable(logging.NOTSET)
 
 
-def launch(
-    p: beam.Pipeline, runner: str, options: Any
-) -> beam.runners.runner.PipelineResult:
+def launch(p: beam.Pipeline, runner: str, options: Any) -> beam.runners.runner.PipelineResult:
     """Start the pipeline; a remote runner that cannot start it (missing options, a missing
     ``apache-beam[gcp]``, no Flink job server) is a one-line usage error, not a traceback."""
     try:
