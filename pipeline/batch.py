@@ -6,6 +6,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import multiprocessing
 import os
@@ -13,6 +14,7 @@ import re
 import secrets
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ import pyarrow.parquet as pq
 from pipeline import __version__, error_budget, graph, manifest, progress, runners
 from pipeline.config import Config, landing_rule, resolve
 from transforms import sinks
+from transforms.children import kill_children
 from transforms.landing import is_ready
 from transforms.schema import ROW_ID, SCHEMA_VERSION, TABLES, UTC
 from transforms.sources import list_inputs
@@ -54,30 +57,88 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
+# Set once the interruption of this process's run has been reported (by the CLI or the
+# watchdog below), so that it is reported once.
+_REPORTED = threading.Event()
+# Seconds the main thread has to unwind after a signal before the watchdog ends the process.
+UNWIND_S = 10.0
+
+
+def interrupted_line(run_id: str) -> str:
+    return f"news-ingest: interrupted; nothing committed for run {run_id}"
+
+
+def report_interrupted(run_id: str) -> None:
+    """Print the one line of an interrupted run on stderr (once per process)."""
+    if not _REPORTED.is_set():
+        _REPORTED.set()
+        print(interrupted_line(run_id), file=sys.stderr, flush=True)
+
+
+def _watchdog(signum: int, run_id: str, cleanup: Any) -> None:
+    """End the process if the run has not unwound ``UNWIND_S`` after the signal.
+
+    Beam may catch the exception a signal raises (it arrives wherever the main thread is, in a
+    wait loop too) and wait on for workers that are gone; a signal must still end the run.
+    """
+    deadline = time.monotonic() + UNWIND_S
+    while time.monotonic() < deadline:
+        kill_children()  # Beam may have started new workers meanwhile
+        time.sleep(0.25)
+    if cleanup is not None:
+        cleanup()  # again: a writer may have staged a file after the first cleanup
+    report_interrupted(run_id)
+    os._exit(128 + signum)
+
+
 @contextlib.contextmanager
-def interruptible(run_id: str) -> Iterator[list[int]]:
+def interruptible(run_id: str, cleanup: Any = None) -> Iterator[list[int]]:
     """Turn SIGINT/SIGTERM into ``Interrupted`` while the pipeline runs; yields the signals got.
 
-    Logging is silenced from the signal on: what Beam logs while the run unwinds is noise, the
-    caller reports the interruption in one line.
+    On the signal, the run's child processes are killed and ``cleanup()`` removes what it
+    staged, at once: whatever Beam does next, nothing of the run is committed, and a watchdog
+    ends the process if it has not ended within ``UNWIND_S``. Logging and the tracebacks of
+    Beam's threads are silenced from the signal on: what Beam reports while the run unwinds is
+    noise, the caller reports the interruption in one line (``report_interrupted``).
     """
     got: list[int] = []
+    excepthook = threading.excepthook
+    unraisablehook = sys.unraisablehook
+
+    def quiet_after_signal(hook_args: Any) -> None:
+        if not got:
+            excepthook(hook_args)
+
+    def quiet_unraisable(hook_args: Any) -> None:
+        if not got:
+            unraisablehook(hook_args)
 
     def handler(signum: int, _frame: Any) -> None:
         if not got:
             got.append(signum)
             logging.disable(logging.CRITICAL)
+            # Without their worker processes and extraction child, the run's waits end.
+            kill_children()
+            if cleanup is not None:
+                cleanup()
+            threading.Thread(target=_watchdog, args=(signum, run_id, cleanup), daemon=True).start()
             raise Interrupted(signum, run_id)
 
     previous: list[tuple[int, Any]] = []
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous.append((sig, signal.signal(sig, handler)))
+        threading.excepthook = quiet_after_signal
+        sys.unraisablehook = quiet_unraisable
     try:
         yield got
     finally:
         for sig, old in previous:
             signal.signal(sig, old)
+        if previous and not got:
+            # After a signal the hooks stay: Beam's threads end (and complain) after the run.
+            threading.excepthook = excepthook
+            sys.unraisablehook = unraisablehook
         if got:
             logging.disable(logging.NOTSET)
 
@@ -95,8 +156,10 @@ def launch(p: beam.Pipeline, runner: str, options: Any) -> beam.runners.runner.P
 
 def discard_run(output: str, run_id: str, index: str | None) -> None:
     """Remove what an interrupted run staged, and stop the child processes it started."""
-    for child in multiprocessing.active_children():
-        child.kill()  # an extraction subprocess would otherwise finish its page first
+    # An extraction subprocess would otherwise finish its page first, and Beam's worker
+    # processes (--workers N) ignore SIGINT: the launcher's threads would wait for them.
+    kill_children()
+    multiprocessing.active_children()  # reaps the killed multiprocessing children
     shutil.rmtree(sinks.staging_dir(output, run_id), ignore_errors=True)
     with contextlib.suppress(OSError):
         os.rmdir(os.path.join(output, sinks.STAGING))  # only when no other run stages there
@@ -241,7 +304,8 @@ def run(
         raise UsageError(f"{cfg.runner.name}: {runners.launch_hint(exc)}") from exc
     outputs = graph.build(p, cfg, paths, index_files, run_id)
     graph.write(outputs, output, ctx, cfg.output.shards, index)
-    with interruptible(run_id) as got, contextlib.ExitStack() as stack:
+    discard = functools.partial(discard_run, output, run_id, index)
+    with interruptible(run_id, discard) as got, contextlib.ExitStack() as stack:
         try:
             if show_progress and runners.is_local(cfg.runner.name, options):
                 reporter = stack.enter_context(progress.Reporter(total=len(paths)))
@@ -252,9 +316,14 @@ def run(
         except BaseException:
             if got:
                 # Beam may have wrapped the signal's exception in its own (RuntimeError).
-                discard_run(output, run_id, index)
+                discard()
                 raise Interrupted(got[0], run_id) from None
             raise
+        if got:
+            # The exception was swallowed on its way (raised inside a finalizer, or caught by
+            # a wait loop of Beam's), and Beam finished: still nothing may be committed.
+            discard()
+            raise Interrupted(got[0], run_id)
 
     excluded = exclude_ingested(output, run_id, exclude_ids) if exclude_ids else 0
     budget, staged = error_budget.measure(output, run_id, cfg.errors.max_failure_ratio)

@@ -391,7 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"news-ingest: error: output validation failed: {exc}", file=sys.stderr)
         return 1
     except Interrupted as exc:
-        print(f"news-ingest: interrupted; nothing committed for run {exc.run_id}", file=sys.stderr)
+        from pipeline.batch import report_interrupted
+
+        report_interrupted(exc.run_id)
         return exc.exit_code
     except KeyboardInterrupt:
         print("news-ingest: interrupted", file=sys.stderr)

@@ -164,9 +164,11 @@ def worker_processes(runner: str, options: PipelineOptions) -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in (QUIET_WORKERS, LAUNCHER_PID)}
     os.environ[QUIET_WORKERS] = "1" if quiet else "0"
     os.environ[LAUNCHER_PID] = str(os.getpid())
-    # The command is a shell command line: "exec <python> -m pipeline.worker -m apache_beam...";
-    # with exec the shell becomes the worker, so the worker's parent is the launcher.
-    sys.executable = f"exec {shlex.quote(executable)} -m pipeline.worker"
+    # The command is a shell command line: "... exec <python> -m pipeline.worker -m apache_beam".
+    # With exec the shell becomes the worker, so the worker's parent is the launcher. SIGINT is
+    # ignored from before Python starts (an ignored signal stays ignored across exec): a
+    # terminal's Ctrl-C reaches the whole process group, and the launcher alone ends the run.
+    sys.executable = f"trap '' INT; exec {shlex.quote(executable)} -m pipeline.worker"
     try:
         yield
     finally:

@@ -21,6 +21,7 @@ def main() -> None:
     # The launcher's shell exec'd this process (runners.worker_processes): the parent is the
     # launcher, unless it died before the tie was made (then this worker exits at once).
     tie_to_parent(int(os.environ.get("NEWS_INGEST_LAUNCHER_PID") or os.getppid()))
+
     runpy.run_module("apache_beam.runners.worker.sdk_worker_main", run_name="__main__")
 
 

@@ -54,3 +54,27 @@ def tie_forked_child() -> bool:
     # and the child then dies with it, instead of printing its own KeyboardInterrupt.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     return tie_to_parent(parent.pid)
+
+
+def kill_children(sig: int = signal.SIGKILL) -> list[int]:
+    """Send ``sig`` to every child process of this process (found in /proc; none elsewhere);
+    return their pids. For a launcher that stops a run: Beam's worker threads wait for their
+    worker processes, which would otherwise wait for the launcher to exit."""
+    me = os.getpid()
+    killed = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            if ppid == me:
+                os.kill(int(name), sig)
+                killed.append(int(name))
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to signal
+    return killed

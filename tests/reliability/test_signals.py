@@ -51,23 +51,34 @@ def launch(tmp_path):
             proc.wait(timeout=30)
 
 
-def signal_mid_run(proc: subprocess.Popen[bytes], sig: int) -> list[int]:
-    """Send ``sig`` once the run extracts (a child process is up); wait (bounded) for the
-    launcher to exit; return the children seen when the signal was sent."""
+def signal_mid_run(proc: subprocess.Popen[bytes], sig: int, group: bool = False) -> list[int]:
+    """Send ``sig`` (to the whole process group, as a terminal's Ctrl-C, when ``group``) once
+    the run extracts (a child process is up); wait (bounded) for the launcher to exit; return
+    the children seen when the signal was sent."""
     assert wait_for(lambda: bool(children(proc.pid)), proc=proc), "no child process started"
     seen = children(proc.pid)
-    proc.send_signal(sig)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     proc.wait(timeout=120)
     return seen
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    "sig, code, workers, group",
+    [
+        (signal.SIGINT, 130, "1", False),
+        (signal.SIGTERM, 143, "1", False),
+        (signal.SIGINT, 130, "2", True),  # Ctrl-C in a terminal: the whole group gets it
+    ],
+)
 def test_an_interrupted_run_says_so_in_one_line_and_commits_nothing(
-    corpus, tmp_path, launch, sig, code
+    corpus, tmp_path, launch, sig, code, workers, group
 ):
     out = tmp_path / "out"
-    proc = launch(corpus, out)
-    seen = signal_mid_run(proc, sig)
+    proc = launch(corpus, out, "--workers", workers)
+    seen = signal_mid_run(proc, sig, group)
     err = (tmp_path / "stderr.txt").read_text()
     assert proc.returncode == code, err
     assert err.strip().splitlines() == [
