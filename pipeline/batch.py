@@ -7,11 +7,17 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import logging
+import multiprocessing
 import os
 import re
 import secrets
+import shutil
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -22,8 +28,11 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions
 
 from pipeline import __version__, error_budget, graph, manifest, progress, runners
-from pipeline.config import Config, resolve
+from pipeline.config import Config, landing_rule, resolve
 from transforms import sinks
+from transforms.children import kill_children
+from transforms.files import is_remote
+from transforms.landing import is_ready
 from transforms.schema import ROW_ID, SCHEMA_VERSION, TABLES, UTC
 from transforms.sources import list_inputs
 
@@ -32,6 +41,135 @@ RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 class UsageError(ValueError):
     """Bad usage: a missing input, an unwritable output, a malformed run id."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM stopped a run before its commit; its staged files are removed.
+
+    A ``BaseException`` (as ``KeyboardInterrupt``): no ``except Exception`` on the way up (in
+    Beam or in a stage) may take it for a failed element and carry on.
+    """
+
+    def __init__(self, signum: int, run_id: str):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.run_id = run_id
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+# Set once the interruption of this process's run has been reported (by the CLI or the
+# watchdog below), so that it is reported once.
+_REPORTED = threading.Event()
+# Seconds the main thread has to unwind after a signal before the watchdog ends the process.
+UNWIND_S = 10.0
+
+
+def interrupted_line(run_id: str) -> str:
+    return f"news-ingest: interrupted; nothing committed for run {run_id}"
+
+
+def report_interrupted(run_id: str) -> None:
+    """Print the one line of an interrupted run on stderr (once per process)."""
+    if not _REPORTED.is_set():
+        _REPORTED.set()
+        print(interrupted_line(run_id), file=sys.stderr, flush=True)
+
+
+def _watchdog(signum: int, run_id: str, cleanup: Any) -> None:
+    """End the process if the run has not unwound ``UNWIND_S`` after the signal.
+
+    Beam may catch the exception a signal raises (it arrives wherever the main thread is, in a
+    wait loop too) and wait on for workers that are gone; a signal must still end the run.
+    """
+    deadline = time.monotonic() + UNWIND_S
+    while time.monotonic() < deadline:
+        kill_children()  # Beam may have started new workers meanwhile
+        time.sleep(0.25)
+    if cleanup is not None:
+        cleanup()  # again: a writer may have staged a file after the first cleanup
+    report_interrupted(run_id)
+    os._exit(128 + signum)
+
+
+@contextlib.contextmanager
+def interruptible(run_id: str, cleanup: Any = None) -> Iterator[list[int]]:
+    """Turn SIGINT/SIGTERM into ``Interrupted`` while the pipeline runs; yields the signals got.
+
+    On the signal, the run's child processes are killed and ``cleanup()`` removes what it
+    staged, at once: whatever Beam does next, nothing of the run is committed, and a watchdog
+    ends the process if it has not ended within ``UNWIND_S``. Logging and the tracebacks of
+    Beam's threads are silenced from the signal on: what Beam reports while the run unwinds is
+    noise, the caller reports the interruption in one line (``report_interrupted``).
+    """
+    got: list[int] = []
+    excepthook = threading.excepthook
+    unraisablehook = sys.unraisablehook
+
+    def quiet_after_signal(hook_args: Any) -> None:
+        if not got:
+            excepthook(hook_args)
+
+    def quiet_unraisable(hook_args: Any) -> None:
+        if not got:
+            unraisablehook(hook_args)
+
+    def handler(signum: int, _frame: Any) -> None:
+        if not got:
+            got.append(signum)
+            logging.disable(logging.CRITICAL)
+            # Without their worker processes and extraction child, the run's waits end.
+            kill_children()
+            if cleanup is not None:
+                cleanup()
+            threading.Thread(target=_watchdog, args=(signum, run_id, cleanup), daemon=True).start()
+            raise Interrupted(signum, run_id)
+
+    previous: list[tuple[int, Any]] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous.append((sig, signal.signal(sig, handler)))
+        threading.excepthook = quiet_after_signal
+        sys.unraisablehook = quiet_unraisable
+    try:
+        yield got
+    finally:
+        for sig, old in previous:
+            signal.signal(sig, old)
+        if previous and not got:
+            # After a signal the hooks stay: Beam's threads end (and complain) after the run.
+            threading.excepthook = excepthook
+            sys.unraisablehook = unraisablehook
+        if got:
+            logging.disable(logging.NOTSET)
+
+
+def launch(p: beam.Pipeline, runner: str, options: Any) -> beam.runners.runner.PipelineResult:
+    """Start the pipeline; a remote runner that cannot start it (missing options, a missing
+    ``apache-beam[gcp]``, no Flink job server) is a one-line usage error, not a traceback."""
+    try:
+        return p.run()
+    except Exception as exc:
+        if runners.is_local(runner, options):
+            raise  # a failure of the pipeline itself: its traceback is the diagnosis
+        raise UsageError(f"{runner} did not start the job: {runners.launch_hint(exc)}") from exc
+
+
+def discard_run(output: str, run_id: str, index: str | None) -> None:
+    """Remove what an interrupted run staged, and stop the child processes it started."""
+    # An extraction subprocess would otherwise finish its page first, and Beam's worker
+    # processes (--workers N) ignore SIGINT: the launcher's threads would wait for them.
+    kill_children()
+    multiprocessing.active_children()  # reaps the killed multiprocessing children
+    shutil.rmtree(sinks.staging_dir(output, run_id), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.join(output, sinks.STAGING))  # only when no other run stages there
+    if index:
+        sinks.prepare_index(index, run_id)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.join(index, sinks.STAGING))
 
 
 def new_run_id(now: dt.datetime) -> str:
@@ -88,6 +226,39 @@ def exclude_ingested(output: str, run_id: str, ids: frozenset[str]) -> int:
     return dropped
 
 
+def input_paths(cfg: Config, now: float) -> tuple[list[str], list[str]]:
+    """The input files of a run, and those left for a later run by the landing rule.
+
+    With ``read.landing`` the inputs are landing folders written by other programs: a file is
+    taken only when complete (``transforms.landing``, ``stream.settle_s`` and ``stream.marker``).
+    """
+    try:
+        listed = list_inputs([resolve(p) for p in cfg.inputs])
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if not cfg.read.landing:
+        return listed, []
+    rule = landing_rule(cfg)
+    ready: list[str] = []
+    waiting: list[str] = []
+    for path in listed:
+        if is_remote(path):
+            # An object store shows an object only once its upload is complete.
+            ready.append(path)
+            continue
+        try:
+            complete = is_ready(path, os.stat(path), now, rule)
+        except OSError:
+            continue  # gone since it was listed
+        (ready if complete else waiting).append(path)
+    if not ready:
+        raise UsageError(
+            f"no input is complete yet ({len(waiting)} waiting for the landing rule: "
+            f"stream.settle_s {rule.settle_s:g} s, marker {rule.marker})"
+        )
+    return ready, waiting
+
+
 @dataclasses.dataclass(frozen=True)
 class RunResult:
     manifest: dict[str, Any]
@@ -128,10 +299,7 @@ def run(
     )
     # Remote inputs (s3://, gs://) are listed here, with the file-system settings the workers get.
     FileSystems.set_options(options)
-    try:
-        paths = list_inputs([resolve(p) for p in cfg.inputs])
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+    paths, waiting = input_paths(cfg, time.time())
     output = cfg.output.path
     check_output(output)
     sinks.prepare_run(output, run_id)
@@ -141,7 +309,10 @@ def run(
         sinks.prepare_index(index, run_id)
 
     ctx = graph.RunContext(run_id=run_id, started_at=started, pipeline_version=__version__)
-    p = beam.Pipeline(options=options)
+    try:
+        p = beam.Pipeline(options=options)  # Dataflow checks its options here
+    except ValueError as exc:
+        raise UsageError(f"{cfg.runner.name}: {runners.launch_hint(exc)}") from exc
     not_before = started - dt.timedelta(seconds=cfg.dedup.ttl)
     outputs = graph.build(p, cfg, paths, index_files, run_id, not_before)
     written = graph.write(outputs, output, ctx, cfg.output.shards, index)
@@ -156,6 +327,7 @@ def run(
         options.get_all_options(drop_default=True),
         replay_of=replay_of,
         exclude_ids=exclude_ids,
+        not_ready=len(waiting),
     )
     if options.view_as(GoogleCloudOptions).template_location:
         # A template launch (a Dataflow Flex Template's launcher): run() only stages the job,
@@ -172,12 +344,26 @@ def run(
         )
         p.run()
         return RunResult(manifest={}, manifest_path="", launched=True)
-    with contextlib.ExitStack() as stack:
-        if show_progress and runners.is_local(cfg.runner.name, options):
-            reporter = stack.enter_context(progress.Reporter(total=len(paths)))
-            outputs.finished | "ReportProgress" >> progress.CountDocuments(reporter.port)
-        result = p.run()
-        result.wait_until_finish()
+    discard = functools.partial(discard_run, output, run_id, index)
+    with interruptible(run_id, discard) as got, contextlib.ExitStack() as stack:
+        try:
+            if show_progress and runners.is_local(cfg.runner.name, options):
+                reporter = stack.enter_context(progress.Reporter(total=len(paths)))
+                outputs.finished | "ReportProgress" >> progress.CountDocuments(reporter.port)
+            with runners.worker_processes(cfg.runner.name, options):
+                result = launch(p, cfg.runner.name, options)
+                result.wait_until_finish()
+        except BaseException:
+            if got:
+                # Beam may have wrapped the signal's exception in its own (RuntimeError).
+                discard()
+                raise Interrupted(got[0], run_id) from None
+            raise
+        if got:
+            # The exception was swallowed on its way (raised inside a finalizer, or caught by
+            # a wait loop of Beam's), and Beam finished: still nothing may be committed.
+            discard()
+            raise Interrupted(got[0], run_id)
     return finish(stage_counters(result), t0)
 
 
@@ -213,6 +399,7 @@ def finish_run(
     *,
     replay_of: str | None = None,
     exclude_ids: frozenset[str] = frozenset(),
+    not_ready: int = 0,
 ) -> RunResult:
     """Commit a run whose pipeline has finished and write its manifest (on the launcher after
     the job, or as the job's last step in a template launch). ``t0`` is the launcher's
@@ -253,7 +440,12 @@ def finish_run(
         "options": dict(options),
         "output": output,
         "ingest_date": started.date().isoformat(),
-        "inputs": {"paths": inputs, "documents": documents, "specs": list(cfg.inputs)},
+        "inputs": {
+            "paths": inputs,
+            "documents": documents,
+            "specs": list(cfg.inputs),
+            "not_ready": not_ready,
+        },
         "dedup_index": {"path": index, "files_read": index_files} if index else None,
         "counts": counts,
         "error_budget": budget.as_dict(),

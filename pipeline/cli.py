@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
 import logging
 import os
 import sys
@@ -41,6 +43,16 @@ def _add_run(sub: Any) -> None:
         "--run-id", metavar="ID", help="run id; a rerun with the same id replaces its files"
     )
     run.add_argument("--shards", type=int, metavar="N", help="Parquet files per table")
+    run.add_argument(
+        "--summary-json",
+        metavar="FILE",
+        help="also write the run's summary (its manifest) to FILE as JSON, for schedulers",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the inputs, feeds and settings the run would use, and exit without running",
+    )
     run.set_defaults(func=_cmd_run)
 
 
@@ -97,12 +109,61 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline import batch, config, manifest
 
     cfg = config.load(args.config, _overrides(args))
-    result = batch.run(cfg, args.run_id, beam_args, show_progress=sys.stderr.isatty())
+    if args.dry_run:
+        print("\n".join(dry_run_lines(cfg, args.run_id, beam_args)))
+        return 0
+    show_progress = sys.stderr.isatty() and not args.quiet
+    result = batch.run(cfg, args.run_id, beam_args, show_progress=show_progress)
     if result.launched:
         print("news-ingest: job staged; it commits the run and writes the manifest itself")
         return 0
-    print("\n".join(manifest.summary_lines(result.manifest)))
+    if args.summary_json:
+        write_summary(args.summary_json, result.manifest)
+    if not args.quiet:
+        print("\n".join(manifest.summary_lines(result.manifest)))
     return manifest.exit_code(result.manifest)
+
+
+def write_summary(path: str, body: dict[str, Any]) -> None:
+    """Write a run's summary as JSON to ``path`` (through a temporary name: a scheduler that
+    polls for the file never reads half of it)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(body, fh, indent=2, sort_keys=True, default=str)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def dry_run_lines(cfg: Any, run_id: str | None, beam_args: list[str]) -> list[str]:
+    """What a batch run of ``cfg`` would read and how it would run (nothing is written)."""
+    import time
+
+    from pipeline import batch, config, runners
+
+    paths, waiting = batch.input_paths(cfg, time.time())
+    feeds = config.feed_sources(cfg)
+    options = runners.pipeline_options(
+        cfg.runner.name, cfg.runner.workers, beam_args, cfg.runner.options
+    )
+    lines = [f"news-ingest run (dry run{f', run id {run_id}' if run_id else ''}): nothing runs"]
+    lines.append(f"  inputs ({len(paths)} files from {', '.join(cfg.inputs) or 'none'}):")
+    lines += [f"    {p}" for p in paths]
+    if waiting:
+        lines.append(f"  not complete yet (landing rule), left for a later run: {len(waiting)}")
+        lines += [f"    {p}" for p in waiting]
+    lines.append(f"  feeds ({len(feeds)} from feeds.sources):")
+    lines += [f"    {f.url}" for f in feeds]
+    lines.append(f"  output: {cfg.output.path} ({cfg.output.shards} shards per table)")
+    lines.append(f"  runner: {cfg.runner.name}, {cfg.runner.workers} workers")
+    beam = options.get_all_options(drop_default=True)
+    lines.append("  beam options: " + ", ".join(f"{k}={v}" for k, v in sorted(beam.items())))
+    lines.append(
+        f"  dedup: near {cfg.dedup.near}, index {cfg.dedup.index}; stories {cfg.stories.enabled}; "
+        f"fetch pages {cfg.feeds.fetch_pages}, robots {cfg.fetch.respect_robots}"
+    )
+    return lines
 
 
 def _add_replay(sub: Any) -> None:
@@ -351,7 +412,11 @@ def parser() -> argparse.ArgumentParser:
         description="Ingest news (text, HTML, feeds, WARC) into clean, deduplicated Parquet.",
     )
     top.add_argument("--version", action="version", version=f"news-ingest {__version__}")
+    # Taken out of the arguments before parsing (split_verbosity): valid anywhere.
     top.add_argument("-v", "--verbose", action="store_true", help="show Beam's own logging")
+    top.add_argument(
+        "-q", "--quiet", action="store_true", help="print errors only (no summary, no progress)"
+    )
     sub = top.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_replay(sub)
@@ -367,22 +432,109 @@ def parser() -> argparse.ArgumentParser:
 
 # commands whose unknown flags are Beam pipeline options
 PASSTHROUGH = {"run", "stream", "replay", "replay-dead-letters"}
+VERBOSE = ("-v", "--verbose")
+QUIET = ("-q", "--quiet")
+# Libraries whose records below ERROR are noise on a terminal: a run's outcome is in its
+# tables and summary. -v shows them.
+NOISY = ("apache_beam", "distributed", "dask", "trafilatura", "htmldate", "courlan")
+
+
+def split_verbosity(argv: list[str]) -> tuple[list[str], bool, bool]:
+    """``argv`` without ``-v/--verbose`` and ``-q/--quiet`` (wherever they are, up to a
+    ``--``), and whether each was given."""
+    rest: list[str] = []
+    verbose = quiet = False
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            rest += argv[i:]
+            break
+        if arg in VERBOSE:
+            verbose = True
+        elif arg in QUIET:
+            quiet = True
+        else:
+            rest.append(arg)
+    return rest, verbose, quiet
+
+
+class _LibraryNoise(logging.Filter):
+    """Drops records below ERROR that the libraries log on the root logger (Beam's import logs
+    ``apitools not found`` there)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True
+        path = record.pathname.replace(os.sep, "/")
+        return not any(f"/{name}/" in path for name in NOISY)
+
+
+def configure_logging(verbose: bool, quiet: bool) -> None:
+    """Our messages at WARNING (INFO with -v, ERROR with -q); the libraries' at ERROR unless -v."""
+    level = logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(level)
+    root.filters = [f for f in root.filters if not isinstance(f, _LibraryNoise)]
+    if not verbose:
+        root.addFilter(_LibraryNoise())
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.ERROR)
+
+
+def _subparser(top: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in top._subparsers._group_actions:  # type: ignore[union-attr]
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]  # type: ignore[no-any-return]
+    raise KeyError(command)
+
+
+def closest_flag(bad: str, ours: list[str], theirs: list[str]) -> str | None:
+    """The known flag most like ``bad`` (difflib's ratio at least 0.6); ours win a tie, since
+    a misspelt ``--output`` is likelier than a Beam option."""
+    best: tuple[float, int, str] | None = None
+    for rank, flags in enumerate((ours, theirs)):
+        for flag in difflib.get_close_matches(bad, flags, n=1, cutoff=0.6):
+            score = (difflib.SequenceMatcher(None, bad, flag).ratio(), -rank, flag)
+            best = max(best, score) if best else score
+    return best[2] if best else None
+
+
+def check_beam_flags(top: argparse.ArgumentParser, command: str, rest: list[str]) -> None:
+    """Fail (exit 2) on arguments that neither ``command`` nor Beam's options know.
+
+    Only flags some Beam ``PipelineOptions`` class defines (with the Dataflow, Flink, Dask and
+    news-ingest runner options) are handed to Beam; anything else is a mistake (``--ouput``),
+    reported with the closest known flag.
+    """
+    from pipeline.options import beam_parser
+
+    beam = beam_parser()
+    _known, unknown = beam.parse_known_args(rest)
+    if not unknown:
+        return
+    sub = _subparser(top, command)
+    flags = [f for f in unknown if f.startswith("-")]
+    if not flags:
+        sub.error(f"unrecognized arguments: {' '.join(unknown)}")
+    bad = flags[0].split("=", 1)[0]
+    ours = [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
+    theirs = [o for o in beam._option_string_actions if o.startswith("--")]
+    close = closest_flag(bad, ours, theirs)
+    hint = f"; did you mean {close}?" if close else ""
+    sub.error(f"unrecognized argument {bad}{hint}")
 
 
 def main(argv: list[str] | None = None) -> int:
     top = parser()
+    argv, verbose, quiet = split_verbosity(list(sys.argv[1:] if argv is None else argv))
     args, rest = top.parse_known_args(argv)
+    args.verbose, args.quiet = verbose, quiet and not verbose
     if rest and args.command not in PASSTHROUGH:
-        top.error(f"unrecognized arguments: {' '.join(rest)}")
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:
-        logging.getLogger("apache_beam").setLevel(logging.ERROR)
-        # trafilatura warns about every odd link or discarded page; the outcome is in the tables
-        logging.getLogger("trafilatura").setLevel(logging.ERROR)
-    from pipeline.batch import UsageError
+        _subparser(top, args.command).error(f"unrecognized arguments: {' '.join(rest)}")
+    configure_logging(args.verbose, args.quiet)
+    if rest:
+        check_beam_flags(top, args.command, rest)
+    from pipeline.batch import Interrupted, UsageError
     from transforms.sinks import OutputValidationError
 
     try:
@@ -394,6 +546,11 @@ def main(argv: list[str] | None = None) -> int:
         # Nothing of the run was committed; a rerun with the same --run-id starts clean.
         print(f"news-ingest: error: output validation failed: {exc}", file=sys.stderr)
         return 1
+    except Interrupted as exc:
+        from pipeline.batch import report_interrupted
+
+        report_interrupted(exc.run_id)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("news-ingest: interrupted", file=sys.stderr)
         return 130

@@ -20,6 +20,7 @@ from transforms.dedup import NearParams
 from transforms.durations import parse_duration
 from transforms.extract import ExtractOptions
 from transforms.feeds import FeedSource, feed_source
+from transforms.landing import LandingRule
 from transforms.normalize import NormalizeOptions
 from transforms.sources import ReadOptions
 from transforms.stories import StoryParams
@@ -105,6 +106,9 @@ class StreamConfig:
     seen_ttl: float = _duration(30 * 86400.0)
     duration: float | None = _duration(None)
     speed: float = 1.0
+    # The landing-zone rule of watched folders (and of batch inputs with read.landing).
+    settle_s: float = 10.0
+    marker: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("window", "poll_every", "seen_ttl"):
@@ -117,6 +121,7 @@ class StreamConfig:
             raise ValueError(f"duration must be positive, got {self.duration}")
         if self.speed <= 0:
             raise ValueError(f"speed must be positive, got {self.speed}")
+        LandingRule(self.settle_s, self.marker)  # checks both
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,6 +250,12 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
+def landing_rule(cfg: Config) -> LandingRule:
+    """The landing-zone rule of the ``stream:`` section (``settle_s``, ``marker``): watched
+    folders, and batch inputs with ``read.landing``."""
+    return LandingRule(cfg.stream.settle_s, cfg.stream.marker)
+
+
 def fetch_policy(cfg: Config) -> FetchPolicy:
     """The fetch policy of the ``fetch:`` section (validated when the config was loaded)."""
     return cfg.fetch
@@ -269,12 +280,24 @@ def sitemap_limits(cfg: Config) -> SitemapLimits:
         raise ConfigError(f"discover: {exc}") from exc
 
 
+def _names_inputs(data: dict[str, Any]) -> bool:
+    """Whether a config file or the flags name inputs of their own: inputs or feeds."""
+    feeds = data.get("feeds")
+    return "inputs" in data or bool(isinstance(feeds, dict) and feeds.get("sources"))
+
+
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """The effective config: packaged defaults, then ``path``, then ``overrides`` (dotted
-    sections as nested dicts)."""
+    sections as nested dicts).
+
+    The default inputs (the seeds) are used only when neither the file nor the flags name any
+    input: a file that lists ``feeds.sources`` reads those feeds, not the seeds as well.
+    """
     data: dict[str, Any] = read_yaml(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else {}
-    if path is not None:
-        data = _merge(data, read_yaml(path))
+    user = read_yaml(path) if path is not None else {}
+    if _names_inputs(user) or _names_inputs(overrides or {}):
+        data["inputs"] = []
+    data = _merge(data, user)
     if overrides:
         data = _merge(data, overrides)
     return validate(_build(Config, data, ""))

@@ -30,3 +30,30 @@ class NewsIngestRunnerOptions(PipelineOptions):
             help="Threads per worker process of that local Dask cluster. Extraction holds the "
             "GIL, so more than one thread per process rarely helps.",
         )
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+def beam_parser() -> argparse.ArgumentParser:
+    """An argument parser that knows every flag of Beam's PipelineOptions and of the
+    runner-specific subclasses (Dataflow, Flink, Dask, ... and ours), as Beam parses them."""
+    # Imported for their side effect: each module registers its runner's PipelineOptions.
+    import apache_beam.runners.dask.dask_runner  # noqa: F401
+    import apache_beam.runners.portability.flink_runner  # noqa: F401
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    for cls in {c: None for c in _subclasses(PipelineOptions)}:
+        cls._add_argparse_args(parser)
+    return parser
+
+
+def unknown_flags(flags: list[str]) -> list[str]:
+    """The arguments of ``flags`` that no Beam PipelineOptions class defines (in order)."""
+    _known, unknown = beam_parser().parse_known_args(flags)
+    return list(unknown)

@@ -24,6 +24,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
+import shlex
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -121,6 +124,10 @@ def pipeline_options(
     if runner == "direct":
         defaults["direct_num_workers"] = workers
         defaults["direct_running_mode"] = "in_memory" if workers == 1 else "multi_processing"
+        if workers > 1:
+            # The worker processes log at INFO by default; follow the CLI's verbosity instead.
+            verbose = logging.getLogger("apache_beam").isEnabledFor(logging.INFO)
+            defaults["default_sdk_harness_log_level"] = "INFO" if verbose else "ERROR"
     elif runner == "dask":
         defaults["dask_local_workers"] = workers
     elif runner == "dataflow":
@@ -129,6 +136,58 @@ def pipeline_options(
         defaults["parallelism"] = workers
     kwargs = {k: v for k, v in defaults.items() if k not in given}
     return PipelineOptions(flags, **kwargs)
+
+
+# Set for the DirectRunner's worker processes (pipeline.worker) when the launcher is not verbose.
+# Read by pipeline.worker: whether to log errors only, and the pid of the launcher.
+QUIET_WORKERS = "NEWS_INGEST_QUIET_WORKERS"
+LAUNCHER_PID = "NEWS_INGEST_LAUNCHER_PID"
+
+
+@contextlib.contextmanager
+def worker_processes(runner: str, options: PipelineOptions) -> Iterator[None]:
+    """While a DirectRunner job with worker processes starts, have it start ``pipeline.worker``.
+
+    Beam 2.77 starts each worker as ``<sys.executable> -m apache_beam...sdk_worker_main`` and has
+    no option to change that command. Run through ``pipeline.worker``, a worker is killed by the
+    kernel when the launcher dies (even by SIGKILL) and logs only errors unless the launcher is
+    verbose (Beam's own worker logs at INFO before it reads any option).
+    """
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    direct = options.view_as(DirectOptions)
+    if runner != "direct" or direct.direct_running_mode != "multi_processing":
+        yield
+        return
+    executable = sys.executable
+    quiet = not logging.getLogger("apache_beam").isEnabledFor(logging.INFO)
+    saved = {name: os.environ.get(name) for name in (QUIET_WORKERS, LAUNCHER_PID)}
+    os.environ[QUIET_WORKERS] = "1" if quiet else "0"
+    os.environ[LAUNCHER_PID] = str(os.getpid())
+    # The command is a shell command line: "... exec <python> -m pipeline.worker -m apache_beam".
+    # With exec the shell becomes the worker, so the worker's parent is the launcher. SIGINT is
+    # ignored from before Python starts (an ignored signal stays ignored across exec): a
+    # terminal's Ctrl-C reaches the whole process group, and the launcher alone ends the run.
+    sys.executable = f"trap '' INT; exec {shlex.quote(executable)} -m pipeline.worker"
+    try:
+        yield
+    finally:
+        sys.executable = executable
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def launch_hint(exc: BaseException) -> str:
+    """One line saying why a remote runner did not start a job, and what to do about it."""
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if isinstance(exc, ImportError):
+        return f"{text} (install the runner's extra, e.g. apache-beam[gcp]==<beam version>)"
+    if "job_server" in text or "jar" in text.lower():
+        return f"{text} (give --flink_master of a running Flink, or --flink_job_server_jar)"
+    return text or type(exc).__name__
 
 
 def is_local(runner: str, options: PipelineOptions) -> bool:
@@ -354,16 +413,36 @@ class _Updates:
 
 @contextlib.contextmanager
 def local_cluster(workers: int, threads_per_worker: int = 1) -> Iterator[str]:
-    """A dask.distributed cluster of ``workers`` processes on 127.0.0.1; yields its address."""
+    """A dask.distributed cluster of ``workers`` processes on 127.0.0.1; yields its address.
+
+    Its processes log at the launcher's level for Beam (ERROR unless -v): dask's own default,
+    INFO, put ~70 lines on stderr per run.
+    """
+    import dask
     from dask.distributed import LocalCluster
 
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads_per_worker,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-    )
+    level = logging.getLogger("apache_beam").getEffectiveLevel()
+    # The worker processes set their logging up when they import distributed, from dask's
+    # config, which they read from the environment they inherit.
+    env = {"DASK_LOGGING__DISTRIBUTED": logging.getLevelName(level).lower()}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with dask.config.set({"logging.distributed": env["DASK_LOGGING__DISTRIBUTED"]}):
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=threads_per_worker,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=level,
+            )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     try:
         yield cluster.scheduler_address
     finally:
@@ -381,8 +460,10 @@ class NewsIngestDaskRunner(DaskRunner):
     def run_pipeline(self, pipeline: Any, options: PipelineOptions) -> DaskRunResult:
         import dask.distributed as ddist
 
-        # dask configures its loggers at INFO on import; follow the CLI's verbosity instead.
-        logging.getLogger("distributed").setLevel(logging.getLogger().getEffectiveLevel())
+        # dask configures its loggers at INFO on import; follow the CLI's verbosity for the
+        # libraries instead (ERROR unless -v).
+        level = logging.getLogger("apache_beam").getEffectiveLevel()
+        logging.getLogger("distributed").setLevel(level)
         dask_options = options.view_as(DaskOptions).get_all_options(
             drop_default=True, current_only=True
         )

@@ -657,7 +657,8 @@ class _Clean(beam.DoFn):
         assert self.rules is not None
         result = clean_article(article, self.rules, self.min_words)
         if isinstance(result, Article):
-            for rule in result.rules_fired:
+            # Only this stage's rules: the extractor's, carried in rules_fired, counted there.
+            for rule in set(result.rules_fired) - set(article.rules_fired):
                 Metrics.counter(STAGE, f"rule:{rule}").inc()
         yield result
 

@@ -41,6 +41,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from lxml import etree
 
+from transforms.children import tie_forked_child
 from transforms.dates import (
     article_fields,
     choose_published,
@@ -456,6 +457,10 @@ def extract(raw: RawDocument, options: ExtractOptions | None = None) -> Article 
 class _Extract(beam.DoFn):
     def __init__(self, options: ExtractOptions):
         self.options = options
+
+    def setup(self) -> None:
+        # With isolation "subprocess" this runs in the child: it must die with its launcher.
+        tie_forked_child()
 
     def process(self, raw: RawDocument) -> Iterable[Article | DeadLetter]:
         yield extract(raw, self.options)

@@ -702,6 +702,10 @@ class _EntryToWork(beam.DoFn):
             yield doc
 
 
+# Counters of the second pass of the feeds stage (entries to page requests or documents).
+ENTRIES_COUNTERS = "feed_entries"
+
+
 class EntriesToWork(beam.PTransform):
     """FeedEntry -> (PageRequest or RawDocument, DeadLetter): entries become page fetches, or
     documents of their own content when ``fetch_pages`` is off."""
@@ -711,4 +715,7 @@ class EntriesToWork(beam.PTransform):
         self.fetch_pages = fetch_pages
 
     def expand(self, entries):  # type: ignore[no-untyped-def]
-        return entries | "EntriesToWork" >> ApplyStage(STAGE, _EntryToWork(self.fetch_pages))
+        # Counted apart from the polling pass: the entries passed that one already.
+        return entries | "EntriesToWork" >> ApplyStage(
+            STAGE, _EntryToWork(self.fetch_pages), counters=ENTRIES_COUNTERS
+        )

@@ -41,6 +41,7 @@ from transforms.feeds import (
     parse_feed,
 )
 from transforms.fetch import FetcherDoFn, PageRequest
+from transforms.landing import LandingRule, is_ready, is_temp_name
 from transforms.schema import SOURCE_FEED, UTC, DeadLetter
 from transforms.sources import kind_of, read_capped
 from transforms.web.http import Fetcher, FetchError, FetchPolicy
@@ -158,33 +159,42 @@ class WatchedFile:
     signature: str
 
 
-def scan_files(specs: Sequence[str]) -> list[WatchedFile]:
+def scan_files(
+    specs: Sequence[str], rule: LandingRule | None = None, now: float | None = None
+) -> list[WatchedFile]:
     """The input files under folders (recursively) and files, with their signatures.
 
-    A file is an input when its extension is known (``sources.kind_of``); hidden files and
-    files still being written under a temporary name (``.tmp``/``.part``) are skipped.
+    A file is an input when its extension is known (``sources.kind_of``). Under a folder, only
+    files that ``rule`` says are complete at ``now`` are listed (``transforms.landing``: temporary
+    names skipped, settled for ``settle_s``, marker present); the others are listed by a later
+    scan, so a file written in parts is read once, whole.
     """
+    rule = rule or LandingRule(settle_s=0.0, marker=None)
+    now = time.time() if now is None else now
     found: dict[str, WatchedFile] = {}
     for spec in specs:
         paths: Iterable[str]
-        if os.path.isdir(spec):
+        landing = os.path.isdir(spec)
+        if landing:
             paths = (
                 os.path.join(root, name)
                 for root, _dirs, names in os.walk(spec)
                 for name in names
-                if not name.startswith(".")
+                if not is_temp_name(name)
             )
         elif os.path.isfile(spec):
             paths = [spec]
         else:
             continue
         for path in paths:
-            if not kind_of(path) or path.endswith((".tmp", ".part")):
+            if not kind_of(path):
                 continue
             try:
                 st = os.stat(path)
             except OSError:
                 continue  # removed between listing and stat
+            if landing and not is_ready(path, st, now, rule):
+                continue
             norm = os.path.normpath(path)
             found[norm] = WatchedFile(norm, f"{st.st_size}:{st.st_mtime_ns}")
     return [found[p] for p in sorted(found)]

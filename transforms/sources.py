@@ -20,6 +20,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.files import is_remote, match_remote, open_read
+from transforms.landing import is_temp_name
 from transforms.schema import (
     SOURCE_FEED,
     SOURCE_HTML,
@@ -96,7 +97,7 @@ def list_inputs(specs: Sequence[str], extensions: dict[str, str] = EXTENSIONS) -
                 for root, _dirs, files in os.walk(spec)
                 for name in files
                 if kind_of(name, extensions)
-                and not name.startswith(".")
+                and not is_temp_name(name)
                 and not name.lower().endswith(EXPLICIT_ONLY)
                 # regular files only (after links): a FIFO named *.txt would block the read
                 and os.path.isfile(os.path.join(root, name))
@@ -106,7 +107,11 @@ def list_inputs(specs: Sequence[str], extensions: dict[str, str] = EXTENSIONS) -
         elif os.path.isfile(spec):
             matched = [spec]
         else:
-            matched = [p for p in glob.glob(spec, recursive=True) if os.path.isfile(p)]
+            matched = [
+                p
+                for p in glob.glob(spec, recursive=True)
+                if os.path.isfile(p) and not is_temp_name(p)
+            ]
             if not matched:
                 raise InputError(f"input not found: {spec}")
         found.update(os.path.normpath(p) for p in matched)
@@ -280,9 +285,12 @@ class ReadOptions:
     Attributes:
         max_bytes: largest input file (after gunzip) read; larger ones become dead letters
             (reason ``too_large``).
+        landing: directory and glob inputs are landing folders written by other programs: a
+            file is taken only when complete (the ``stream:`` section's landing rule).
     """
 
     max_bytes: int = DEFAULT_MAX_BYTES
+    landing: bool = False
 
     def __post_init__(self) -> None:
         if self.max_bytes <= 0:

@@ -99,15 +99,15 @@ def failure(stage: str, bad: tuple[Any, tuple[Any, Any, Any]]) -> DeadLetter:
 
 
 class _SplitRejections(beam.DoFn):
-    def __init__(self, stage: str):
-        self.stage = stage
-        self.passed = Metrics.counter(stage, "passed")
-        self.rejected = Metrics.counter(stage, "rejected")
+    def __init__(self, namespace: str):
+        self.namespace = namespace
+        self.passed = Metrics.counter(namespace, "passed")
+        self.rejected = Metrics.counter(namespace, "rejected")
 
     def process(self, element: Any) -> Iterable[Any]:
         if isinstance(element, DeadLetter):
             self.rejected.inc()
-            Metrics.counter(self.stage, f"reason:{element.reason}").inc()
+            Metrics.counter(self.namespace, f"reason:{element.reason}").inc()
             yield pvalue.TaggedOutput(DEAD, element)
         else:
             self.passed.inc()
@@ -115,14 +115,15 @@ class _SplitRejections(beam.DoFn):
 
 
 class _CountFailure(beam.DoFn):
-    def __init__(self, stage: str):
+    def __init__(self, stage: str, namespace: str):
         self.stage = stage
-        self.failed = Metrics.counter(stage, "failed")
+        self.namespace = namespace
+        self.failed = Metrics.counter(namespace, "failed")
 
     def process(self, bad: Any) -> Iterable[DeadLetter]:
         self.failed.inc()
         dead = failure(self.stage, bad)
-        Metrics.counter(self.stage, f"reason:{dead.reason}").inc()
+        Metrics.counter(self.namespace, f"reason:{dead.reason}").inc()
         yield dead
 
 
@@ -133,6 +134,10 @@ class ApplyStage(beam.PTransform):
     ``timeout`` seconds are given) turns into a dead letter with reason ``exception``/``timeout``.
     With ``use_subprocess`` the DoFn runs in a child process that is killed on a timeout or a
     crash (a thread cannot be stopped: it keeps running after its timeout).
+
+    Its counters (``passed``, ``rejected``, ``failed``, ``reason:*``) are in namespace
+    ``counters`` (default: the stage): a stage applied in two passes counts each pass under its
+    own name, so no document is counted twice as passing one stage.
     """
 
     def __init__(
@@ -141,6 +146,7 @@ class ApplyStage(beam.PTransform):
         dofn: beam.DoFn,
         timeout: float | None = None,
         use_subprocess: bool = False,
+        counters: str | None = None,
     ):
         super().__init__(label=None)
         if not stage:
@@ -151,14 +157,15 @@ class ApplyStage(beam.PTransform):
         self.dofn = dofn
         self.timeout = timeout
         self.use_subprocess = use_subprocess
+        self.counters = counters or stage
 
     def expand(self, pcoll):  # type: ignore[no-untyped-def]
         good, bad = pcoll | "Process" >> beam.ParDo(self.dofn).with_exception_handling(
             timeout=self.timeout, use_subprocess=self.use_subprocess
         )
-        split = good | "SplitRejections" >> beam.ParDo(_SplitRejections(self.stage)).with_outputs(
-            DEAD, main=OK
-        )
-        failed = bad | "ToDeadLetters" >> beam.ParDo(_CountFailure(self.stage))
+        split = good | "SplitRejections" >> beam.ParDo(
+            _SplitRejections(self.counters)
+        ).with_outputs(DEAD, main=OK)
+        failed = bad | "ToDeadLetters" >> beam.ParDo(_CountFailure(self.stage, self.counters))
         dead = (split[DEAD], failed) | "MergeDeadLetters" >> beam.Flatten()
         return split[OK], dead

@@ -26,7 +26,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from pipeline import __version__, graph
 from pipeline.batch import UsageError, check_output, check_run_id, new_run_id
-from pipeline.config import Config, ConfigError, StreamConfig, fetch_policy, resolve
+from pipeline.config import Config, ConfigError, StreamConfig, fetch_policy, landing_rule, resolve
 from pipeline.stream import manifest as stream_manifest
 from pipeline.stream import state
 from pipeline.stream.graph import build_stream, build_unbounded, round_stream
@@ -126,9 +126,10 @@ def _run_round(
     p.run().wait_until_finish()
 
 
-def watched_files(source: Source) -> list[WatchedFile]:
-    """The files now in the watched folders: the one place a stream lists them (each round)."""
-    return scan_files(source.watch)
+def watched_files(source: Source, cfg: Config, now: float) -> list[WatchedFile]:
+    """The complete files now in the watched folders (the landing rule of the ``stream:``
+    section): the one place a stream lists them (each round)."""
+    return scan_files(source.watch, landing_rule(cfg), now)
 
 
 def _collect(
@@ -167,7 +168,7 @@ def _collect(
         for entry in result.entries:
             work = entry_work(entry)
             offer(work, stamp, work.source_ref if isinstance(work, PageRequest) else None)
-    for found in watched_files(source):
+    for found in watched_files(source, cfg, now):
         offer(found, stamp, None)
     if source.replay is not None:
         elapsed = now - started

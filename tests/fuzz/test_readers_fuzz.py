@@ -1,7 +1,8 @@
 """Bounded fuzzing of the readers: any bytes in, one document or one dead letter out.
 
-Each property runs a bounded number of examples with a per-example deadline, so the whole
-module stays well under a minute in CI. A reader that raises on bad input is a bug: bad input
+Each property runs a bounded number of examples, so the whole module stays well under a minute
+in CI. No per-example deadline: on a loaded machine a warm-up or a slow first example tripped it
+(a flake, not a finding); a reader that hangs is caught by the extraction timeout tests. A reader that raises on bad input is a bug: bad input
 is an expected rejection (a ``DeadLetter`` with a reason), not an exception.
 """
 
@@ -21,12 +22,12 @@ from transforms.feeds import FeedError, parse_feed
 from transforms.schema import SOURCE_HTML, SOURCE_TEXT, Article, DeadLetter, RawDocument
 from transforms.sources import read_path
 
-FUZZ = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module", autouse=True)
 def warm_up() -> None:
-    """First calls import trafilatura and feedparser (seconds): not the per-example deadline's."""
+    """First calls import trafilatura and feedparser (seconds): not the first example's."""
     html = b"<html><body><article><p>Warm up.</p></article></body></html>"
     extract(RawDocument(source_ref="warm.html", source_kind=SOURCE_HTML, content=html))
     with contextlib.suppress(FeedError):

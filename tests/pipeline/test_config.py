@@ -128,3 +128,32 @@ def test_stream_durations_are_seconds_given_as_durations(tmp_path):
 def test_a_stage_option_checks_itself_and_the_error_names_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
         config.load(overrides=overrides)
+
+
+@pytest.mark.parametrize(
+    "text, overrides, inputs",
+    [
+        ("runner:\n  workers: 1\n", None, ("seeds",)),
+        ("feeds:\n  sources:\n    - url: https://example.org/feed.xml\n", None, ()),
+        ("inputs: [a, b]\n", None, ("a", "b")),
+        ("feeds:\n  sources: []\n", None, ("seeds",)),
+        ("runner:\n  workers: 1\n", {"inputs": ["x"]}, ("x",)),
+    ],
+)
+def test_the_seeds_are_the_default_input_only_when_nothing_names_an_input(
+    tmp_path, text, overrides, inputs
+):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    assert config.load(path, overrides).inputs == inputs
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("stream:\n  marker: READY\n", "stream.marker"), ("stream:\n  settle_s: -1\n", "settle_s")],
+)
+def test_a_bad_landing_rule_fails_at_start(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        config.load(path)

@@ -349,7 +349,7 @@ def test_stream_watches_a_folder_and_stops_on_sigterm(tmp_path):
     seeds = sorted((ROOT / "seeds").glob("*.txt"))
     (inbox / seeds[0].name).write_bytes(seeds[0].read_bytes())
     cfg = tmp_path / "watch.yaml"
-    cfg.write_text("stream:\n  poll_every: 1s\n")
+    cfg.write_text("stream:\n  poll_every: 1s\n  settle_s: 1\n")
     out = tmp_path / "out"
     import subprocess
     import sys

@@ -9,6 +9,7 @@ leftovers of the killed attempt.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -23,6 +24,7 @@ import pytest
 from pipeline import cli
 from tests.conftest import ROOT, read_table, run_cli
 from tests.fixtures.bad_inputs import write_mixed_corpus
+from tests.reliability.procs import children, survivors
 from transforms import sinks
 
 RUN_ID = "kill-1"
@@ -77,7 +79,10 @@ def leftovers(out) -> list[str]:
 
 
 def kill_when(inputs, out, ready) -> int:
-    """Start a run, SIGKILL it as soon as ``ready(out)`` holds; return its exit status."""
+    """Start a run, SIGKILL it as soon as ``ready(out)`` holds; return its exit status.
+
+    The run has its own process group; no process of it (the extraction child) may outlive it.
+    """
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", *run_args(inputs, out)],
@@ -85,19 +90,24 @@ def kill_when(inputs, out, ready) -> int:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 240
+    seen: list[int] = []
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             if ready(out):
+                seen = children(proc.pid)
                 proc.send_signal(signal.SIGKILL)
                 break
             time.sleep(0.005)
-        return proc.wait(timeout=60)
+        status = proc.wait(timeout=60)
+        assert survivors(proc.pid, seen) == [], "a child outlived the killed launcher"
+        return status
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def writing_shards(out) -> bool:
