@@ -105,6 +105,9 @@ VARIANTS = {
 # (numerator, denominator, target): the ratios of docs/s the issue asks for.
 TARGETS = (("c", "a", 1.6), ("b", "a", 0.85), ("d", "c", 0.9), ("c", "e", 1.2))
 MEMORY_TARGET_MB = 1024.0
+# Codes of a run the benchmark stopped (a process's own exit code is never below -255).
+TIMED_OUT, OVER_MEMORY = -999, -998
+STOPPED = {TIMED_OUT: "timed out", OVER_MEMORY: "over the memory limit"}
 GROWTH_TARGET_KB = 5.0
 
 _FIRST_P_END = re.compile(rb"</p>", re.IGNORECASE)
@@ -224,8 +227,10 @@ def measure(
     timeout_s: float,
     every_s: float = 0.1,
     grace_s: float = 30.0,
+    max_rss_mb: float | None = None,
 ) -> Run:
-    """Run ``cmd`` to its end (or ``timeout_s``), sampling the memory of the whole tree.
+    """Run ``cmd`` to its end (or ``timeout_s``, or until the tree's RSS passes ``max_rss_mb``),
+    sampling the memory of the whole tree. A stopped run has code TIMED_OUT or OVER_MEMORY.
 
     Every process left behind is reaped here (waited for up to ``grace_s`` after the main
     one exits, then terminated), so that RUSAGE_CHILDREN holds the CPU of the whole tree.
@@ -242,8 +247,8 @@ def measure(
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=err, start_new_session=True)
     status: int | None = None
     seconds = 0.0
-    timed_out = False
-    done_at = 0.0
+    stopped = 0
+    stop_at = done_at = 0.0
     while True:
         # Reap whatever has ended: the main process, and orphans handed to us as subreaper.
         while True:
@@ -268,13 +273,16 @@ def measure(
                 pss_ok = False
             else:
                 peak_pss = max(peak_pss, pss)
-            if now - t0 > timeout_s and not timed_out:
-                timed_out = True
-                print(f"  {key}: timed out after {timeout_s:.0f} s, stopping it", file=sys.stderr)
+            over = max_rss_mb is not None and rss > max_rss_mb * 2**20
+            if (over or now - t0 > timeout_s) and not stopped:
+                stopped = OVER_MEMORY if over else TIMED_OUT
+                why = f"RSS over {max_rss_mb:.0f} MB" if over else f"{timeout_s:.0f} s"
+                print(f"  {key}: stopped ({why})", file=sys.stderr)
+                stop_at = now
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
                 _signal_tree(me, signal.SIGTERM)
-            elif timed_out and now - t0 > timeout_s + 15:
+            elif stopped and now - stop_at > 15:
                 _signal_tree(me, signal.SIGKILL)
         elif now - done_at > grace_s:
             # Left-overs of a finished run (daemons nobody stopped): end them, by pid.
@@ -284,10 +292,10 @@ def measure(
     out.close()
     err.close()
     cpu = _children_cpu() - cpu0
-    code = status if not timed_out else -999
+    code = stopped or status
     if code:
         tail = (logs / f"{key}.err").read_text("utf-8", "replace")[-2000:]
-        what = "timed out" if timed_out else f"failed ({code})"
+        what = STOPPED.get(code, f"failed ({code})")
         print(f"  {what}: {' '.join(cmd)}\n{tail}", file=sys.stderr)
     return Run(
         key=key,
@@ -311,7 +319,7 @@ def _counts(key: str, logs: Path) -> str:
     if found:
         return ", ".join(f"{name} {n}" for name, n in found)
     for line in reversed(text.splitlines()):
-        with contextlib.suppress(ValueError, AttributeError):
+        with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
             figures = json.loads(line)
             return f"kept {figures['kept']}, removed {figures['removed']}"
     return ""
@@ -429,7 +437,7 @@ def _environments() -> tuple[dict[str, str], dict[str, str]]:
 
 def _line(run: Run, docs: int) -> str:
     pss = f"{run.pss_mb:6.0f}" if run.pss_mb is not None else "     -"
-    status = "" if run.code == 0 else ("  TIMED OUT" if run.code == -999 else "  FAILED")
+    status = "" if run.code == 0 else "  " + STOPPED.get(run.code, "failed").upper()
     counts = f"  [{run.counts}]" if run.counts else ""
     return (
         f"{run.seconds:8.1f} s {docs / run.seconds if run.seconds else 0:7.2f} docs/s  "
