@@ -471,8 +471,13 @@ def _extrapolate(results: list[dict[str, Any]], target: int) -> None:
         rss = last["peak_rss_mb"] + slope * (target - last["docs"])
         basis = f"the runs at {prev['docs']} and {last['docs']} documents"
     else:
-        rss = last["peak_rss_mb"] * scale
-        basis = f"the run at {last['docs']} documents (proportional)"
+        # One size says nothing about how memory grows (most of it may be fixed).
+        print(
+            f"EXTRAPOLATED (not measured) to {target} documents from the run at "
+            f"{last['docs']}: ~{seconds:.0f} s (~{target / seconds:.0f} docs/s); peak RSS needs "
+            "two sizes to extrapolate"
+        )
+        return
     verdict = "under" if rss < RSS_TARGET_MB else "OVER"
     print(
         f"EXTRAPOLATED (not measured) to {target} documents, linearly from {basis}: "

@@ -439,8 +439,10 @@ def _line(run: Run, docs: int) -> str:
     pss = f"{run.pss_mb:6.0f}" if run.pss_mb is not None else "     -"
     status = "" if run.code == 0 else "  " + STOPPED.get(run.code, "failed").upper()
     counts = f"  [{run.counts}]" if run.counts else ""
+    # A run stopped or failed before the end processed fewer documents: its rate is a bound.
+    rate = docs / run.seconds if run.seconds else 0.0
     return (
-        f"{run.seconds:8.1f} s {docs / run.seconds if run.seconds else 0:7.2f} docs/s  "
+        f"{run.seconds:8.1f} s {'<' if run.code else ' '}{rate:6.2f} docs/s  "
         f"RSS {run.rss_mb:6.0f} MB  PSS {pss} MB  CPU {run.cpu_s:7.1f} s  "
         f"load {run.load:5.2f}{status}{counts}"
     )
