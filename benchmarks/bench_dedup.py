@@ -5,7 +5,7 @@ and recall of the planted duplicate pairs.
 
 Two engines:
 
-* ``pure`` (default): the decision functions of ``transforms.dedup`` in one process, with the
+* ``pure`` (default): the decision functions of ``news_ingest.transforms.dedup`` in one process, with the
   corpus streamed from a generator (texts are not kept). Exact duplicates are grouped by
   content hash, one signature per distinct text (``MinHasher``), candidates from LSH bands
   (grouped by sorting each band's keys with numpy instead of a GroupByKey: same rows, same
@@ -62,8 +62,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench_throughput import STOPPED, measure  # noqa: E402
-
-from transforms.dedup import (  # noqa: E402
+from news_ingest.transforms.dedup import (  # noqa: E402
     MinHasher,
     NearParams,
     Node,
@@ -71,8 +70,8 @@ from transforms.dedup import (  # noqa: E402
     components,
     resolve_cluster,
 )
-from transforms.normalize import content_hash  # noqa: E402
-from transforms.schema import Article  # noqa: E402
+from news_ingest.transforms.normalize import content_hash  # noqa: E402
+from news_ingest.transforms.schema import Article  # noqa: E402
 
 BENCH = "bench"
 # The target: 1,000,000 documents through the dedup stage in under 2 GB.
@@ -383,8 +382,7 @@ class _Count(beam.DoFn):
 def run_beam(size: int, dup_share: float, params: NearParams, chunk: int) -> dict[str, float]:
     from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options.pipeline_options import PipelineOptions
-
-    from transforms.dedup import Deduplicate
+    from news_ingest.transforms.dedup import Deduplicate
 
     # Generating documents is part of the pipeline's first stage: time it alone, to subtract.
     corpus = Corpus(size, dup_share)

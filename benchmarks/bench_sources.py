@@ -17,13 +17,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from news_ingest.transforms.feeds import parse_feed  # noqa: E402
+from news_ingest.transforms.sources import read_warc  # noqa: E402
+from news_ingest.transforms.web.http import Fetcher, FetchPolicy  # noqa: E402
 from warcio.statusandheaders import StatusAndHeaders  # noqa: E402
 from warcio.warcwriter import WARCWriter  # noqa: E402
 
 from tests.localhttp import html_reply, serving  # noqa: E402
-from transforms.feeds import parse_feed  # noqa: E402
-from transforms.sources import read_warc  # noqa: E402
-from transforms.web.http import Fetcher, FetchPolicy  # noqa: E402
 
 
 def page(i: int) -> bytes:

@@ -78,13 +78,13 @@ for name in sorted(os.listdir(folder)):
 # options object itself (issue 14, item 3), hence the second route.
 STAGE_LOOP = """
 import os, sys
-from pipeline import config
-from transforms.extract import extract
-from transforms.schema import RawDocument
+from news_ingest.pipeline import config
+from news_ingest.transforms.extract import extract
+from news_ingest.transforms.schema import RawDocument
 folder, config_path = sys.argv[1], sys.argv[2] or None
 cfg = config.load(config_path)
 try:
-    from pipeline.graph import extract_options
+    from news_ingest.pipeline.graph import extract_options
     options = extract_options(cfg)
 except ImportError:
     options = cfg.extract
@@ -332,7 +332,7 @@ def _counts(key: str, logs: Path) -> str:
 def extract_settings(config_path: str | None) -> dict[str, Any]:
     """The effective ``extract:`` section of the pipeline's config (defaults + ``--config``)."""
     sys.path.insert(0, str(ROOT))
-    from pipeline import config
+    from news_ingest.pipeline import config
 
     section = config.load(config_path).extract
     if dataclasses.is_dataclass(section) and not isinstance(section, type):

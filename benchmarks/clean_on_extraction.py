@@ -19,10 +19,10 @@ import re
 import sys
 from pathlib import Path
 
-from transforms.clean import RuleSet, clean_article
-from transforms.extract import extract
-from transforms.rulepack import load_pack, load_packs
-from transforms.schema import SOURCE_HTML, Article, RawDocument
+from news_ingest.transforms.clean import RuleSet, clean_article
+from news_ingest.transforms.extract import extract
+from news_ingest.transforms.rulepack import load_pack, load_packs
+from news_ingest.transforms.schema import SOURCE_HTML, Article, RawDocument
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,11 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from transforms.clean import RuleSet, clean_article
-from transforms.extract import extract_text
-from transforms.normalize import load_language_identifier, normalize_article
-from transforms.rulepack import load_pack, load_packs
-from transforms.schema import Article, RawDocument
+from news_ingest.transforms.clean import RuleSet, clean_article
+from news_ingest.transforms.extract import extract_text
+from news_ingest.transforms.normalize import load_language_identifier, normalize_article
+from news_ingest.transforms.rulepack import load_pack, load_packs
+from news_ingest.transforms.schema import Article, RawDocument
 
 ROOT = Path(__file__).resolve().parents[1]
 

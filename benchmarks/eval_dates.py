@@ -25,17 +25,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import load  # noqa: E402
-from pipeline.graph import extract_options, rule_packs  # noqa: E402
-from transforms.clean import RuleSet, clean_article  # noqa: E402
-from transforms.dates import from_fields  # noqa: E402
-from transforms.extract import decode_text, extract  # noqa: E402
-from transforms.schema import Article  # noqa: E402
-from transforms.sources import read_path  # noqa: E402
+from news_ingest.pipeline.config import load  # noqa: E402
+from news_ingest.pipeline.graph import extract_options, rule_packs  # noqa: E402
+from news_ingest.transforms.clean import RuleSet, clean_article  # noqa: E402
+from news_ingest.transforms.dates import from_fields  # noqa: E402
+from news_ingest.transforms.extract import decode_text, extract  # noqa: E402
+from news_ingest.transforms.schema import Article  # noqa: E402
+from news_ingest.transforms.sources import read_path  # noqa: E402
 
 
 def half_of(key: str) -> str:
-    """Halves "A" and "B" by a hash of the key (as pipeline.eval_extraction splits them)."""
+    """Halves "A" and "B" by a hash of the key (as news_ingest.pipeline.eval_extraction splits them)."""
     return "AB"[hashlib.blake2b(key.encode("utf-8"), digest_size=1).digest()[0] % 2]
 
 

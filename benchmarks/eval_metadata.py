@@ -26,17 +26,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import load  # noqa: E402
-from pipeline.graph import extract_options, rule_packs  # noqa: E402
-from transforms.clean import RuleSet, clean_article  # noqa: E402
-from transforms.extract import decode_text, extract  # noqa: E402
-from transforms.normalize import (  # noqa: E402
+from news_ingest.pipeline.config import load  # noqa: E402
+from news_ingest.pipeline.graph import extract_options, rule_packs  # noqa: E402
+from news_ingest.transforms.clean import RuleSet, clean_article  # noqa: E402
+from news_ingest.transforms.extract import decode_text, extract  # noqa: E402
+from news_ingest.transforms.normalize import (  # noqa: E402
     identify_language,
     load_language_identifier,
     normalize_article,
 )
-from transforms.schema import Article  # noqa: E402
-from transforms.sources import read_path  # noqa: E402
+from news_ingest.transforms.schema import Article  # noqa: E402
+from news_ingest.transforms.sources import read_path  # noqa: E402
 
 # A wider net than the cleaning rules cast: every month (May, June... too), weekday, role word
 # and anything with a digit.

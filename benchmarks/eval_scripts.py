@@ -16,10 +16,10 @@ import json
 import os
 import unicodedata
 
-from pipeline import config
-from pipeline.eval_extraction import predict
-from pipeline.graph import extract_options, rule_packs
-from transforms.clean import RuleSet
+from news_ingest.pipeline import config
+from news_ingest.pipeline.eval_extraction import predict
+from news_ingest.pipeline.graph import extract_options, rule_packs
+from news_ingest.transforms.clean import RuleSet
 
 _CJK = ("CJK", "HIRAGANA", "KATAKANA")
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from transforms.clean import clean_text  # noqa: E402
-from transforms.schema import Article  # noqa: E402
-from transforms.stories import StoryParams, find_stories  # noqa: E402
+from news_ingest.transforms.clean import clean_text  # noqa: E402
+from news_ingest.transforms.schema import Article  # noqa: E402
+from news_ingest.transforms.stories import StoryParams, find_stories  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 

@@ -28,9 +28,8 @@ def page(paragraphs: int) -> bytes:
 
 def one_mode(isolation: str, paragraphs: int, timeout: float) -> None:
     import apache_beam as beam
-
-    from transforms.extract import Extract, ExtractOptions
-    from transforms.schema import SOURCE_HTML, RawDocument
+    from news_ingest.transforms.extract import Extract, ExtractOptions
+    from news_ingest.transforms.schema import SOURCE_HTML, RawDocument
 
     raw = RawDocument("pathological.html", SOURCE_HTML, page(paragraphs))
     threads_before = threading.active_count()

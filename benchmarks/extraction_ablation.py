@@ -16,8 +16,8 @@ import argparse
 import os
 import sys
 
-from pipeline import config
-from pipeline.eval_extraction import (
+from news_ingest.pipeline import config
+from news_ingest.pipeline.eval_extraction import (
     BASELINES,
     DATES,
     HALVES,

@@ -1,5 +1,5 @@
 import sys
 
-from pipeline.cli import main
+from news_ingest.pipeline.cli import main
 
 sys.exit(main())

@@ -26,15 +26,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions
-
-from pipeline import __version__, error_budget, graph, manifest, progress, runners
-from pipeline.config import Config, landing_rule, resolve
-from transforms import sinks
-from transforms.children import kill_children
-from transforms.files import is_remote
-from transforms.landing import is_ready
-from transforms.schema import ROW_ID, SCHEMA_VERSION, TABLES, UTC
-from transforms.sources import list_inputs
+from news_ingest.pipeline import __version__, error_budget, graph, manifest, progress, runners
+from news_ingest.pipeline.config import Config, landing_rule, resolve
+from news_ingest.transforms import sinks
+from news_ingest.transforms.children import kill_children
+from news_ingest.transforms.files import is_remote
+from news_ingest.transforms.landing import is_ready
+from news_ingest.transforms.schema import ROW_ID, SCHEMA_VERSION, TABLES, UTC
+from news_ingest.transforms.sources import list_inputs
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -230,7 +229,7 @@ def input_paths(cfg: Config, now: float) -> tuple[list[str], list[str]]:
     """The input files of a run, and those left for a later run by the landing rule.
 
     With ``read.landing`` the inputs are landing folders written by other programs: a file is
-    taken only when complete (``transforms.landing``, ``stream.settle_s`` and ``stream.marker``).
+    taken only when complete (``news_ingest.transforms.landing``, ``stream.settle_s`` and ``stream.marker``).
     """
     try:
         listed = list_inputs([resolve(p) for p in cfg.inputs])
@@ -289,7 +288,7 @@ def run(
 
     When more than ``cfg.errors.max_failure_ratio`` of the records failed, the run's articles
     and duplicates are not committed (its dead letters are) and the manifest's status is
-    ``failed_error_budget``; see ``pipeline.error_budget``.
+    ``failed_error_budget``; see ``news_ingest.pipeline.error_budget``.
     """
     started = dt.datetime.now(UTC)
     t0 = time.monotonic()

@@ -10,8 +10,8 @@ import os
 import sys
 from typing import Any
 
-from pipeline import __version__
-from pipeline.config import RUNNERS, ConfigError
+from news_ingest.pipeline import __version__
+from news_ingest.pipeline.config import RUNNERS, ConfigError
 
 
 def _add_run(sub: Any) -> None:
@@ -71,7 +71,7 @@ def _add_load(sub: Any) -> None:
 
 
 def _cmd_load(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from pipeline import config, load
+    from news_ingest.pipeline import config, load
 
     cfg = config.load(args.config)
     output = args.output or config.resolve(cfg.output.path)
@@ -106,7 +106,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipeline import batch, config, manifest
+    from news_ingest.pipeline import batch, config, manifest
 
     cfg = config.load(args.config, _overrides(args))
     if args.dry_run:
@@ -140,7 +140,7 @@ def dry_run_lines(cfg: Any, run_id: str | None, beam_args: list[str]) -> list[st
     """What a batch run of ``cfg`` would read and how it would run (nothing is written)."""
     import time
 
-    from pipeline import batch, config, runners
+    from news_ingest.pipeline import batch, config, runners
 
     paths, waiting = batch.input_paths(cfg, time.time())
     feeds = config.feed_sources(cfg)
@@ -188,7 +188,7 @@ def _add_replay(sub: Any) -> None:
 
 
 def _cmd_replay(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipeline import manifest, replay_dead_letters
+    from news_ingest.pipeline import manifest, replay_dead_letters
 
     reasons = frozenset(args.reason or ())
     plan, result = replay_dead_letters.replay(
@@ -269,9 +269,9 @@ def _stream_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_stream(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipeline import config
-    from pipeline.stream import launcher
-    from pipeline.stream.manifest import summary_lines
+    from news_ingest.pipeline import config
+    from news_ingest.pipeline.stream import launcher
+    from news_ingest.pipeline.stream.manifest import summary_lines
 
     cfg = config.load(args.config, _stream_overrides(args))
     if cfg.runner.name != "direct":
@@ -290,9 +290,9 @@ def _cmd_stream(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _cmd_replay_stream(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipeline import config
-    from pipeline.stream import launcher
-    from pipeline.stream.manifest import summary_lines
+    from news_ingest.pipeline import config
+    from news_ingest.pipeline.stream import launcher
+    from news_ingest.pipeline.stream.manifest import summary_lines
 
     cfg = config.load(args.config, _stream_overrides(args))
     source = launcher.replay_source(cfg, args.paths, cfg.stream.speed)
@@ -348,8 +348,8 @@ def _add_eval_extraction(sub: Any) -> None:
 
 
 def _cmd_eval_extraction(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from pipeline import config, eval_extraction
-    from pipeline.batch import UsageError
+    from news_ingest.pipeline import config, eval_extraction
+    from news_ingest.pipeline.batch import UsageError
 
     if args.jobs < 1 or (args.limit is not None and args.limit < 1) or args.resamples < 1:
         raise UsageError("eval-extraction: --jobs, --limit and --resamples must be at least 1")
@@ -391,9 +391,9 @@ def _add_eval_cleaning(sub: Any) -> None:
 def _cmd_eval_cleaning(args: argparse.Namespace, beam_args: list[str]) -> int:
     import os
 
-    from pipeline import config, eval_cleaning, graph
-    from pipeline.batch import UsageError
-    from transforms.normalize import load_language_identifier
+    from news_ingest.pipeline import config, eval_cleaning, graph
+    from news_ingest.pipeline.batch import UsageError
+    from news_ingest.transforms.normalize import load_language_identifier
 
     if not os.path.isdir(args.directory):
         raise UsageError(f"eval-cleaning: {args.directory} is not a directory")
@@ -424,7 +424,7 @@ def parser() -> argparse.ArgumentParser:
     _add_eval_extraction(sub)
     _add_eval_cleaning(sub)
     _add_load(sub)
-    from pipeline import schema_cmd
+    from news_ingest.pipeline import schema_cmd
 
     schema_cmd.add_parser(sub)
     return top
@@ -506,7 +506,7 @@ def check_beam_flags(top: argparse.ArgumentParser, command: str, rest: list[str]
     news-ingest runner options) are handed to Beam; anything else is a mistake (``--ouput``),
     reported with the closest known flag.
     """
-    from pipeline.options import beam_parser
+    from news_ingest.pipeline.options import beam_parser
 
     beam = beam_parser()
     _known, unknown = beam.parse_known_args(rest)
@@ -534,8 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose, args.quiet)
     if rest:
         check_beam_flags(top, args.command, rest)
-    from pipeline.batch import Interrupted, UsageError
-    from transforms.sinks import OutputValidationError
+    from news_ingest.pipeline.batch import Interrupted, UsageError
+    from news_ingest.transforms.sinks import OutputValidationError
 
     try:
         return int(args.func(args, rest))
@@ -547,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"news-ingest: error: output validation failed: {exc}", file=sys.stderr)
         return 1
     except Interrupted as exc:
-        from pipeline.batch import report_interrupted
+        from news_ingest.pipeline.batch import report_interrupted
 
         report_interrupted(exc.run_id)
         return exc.exit_code

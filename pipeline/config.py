@@ -7,6 +7,7 @@ type fails at start with the key's dotted path, never halfway through a run.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import types
 import typing
@@ -14,24 +15,35 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from transforms.clean import CleanOptions
-from transforms.dedup import NearParams
-from transforms.durations import parse_duration
-from transforms.extract import ExtractOptions
-from transforms.feeds import FeedSource, feed_source
-from transforms.landing import LandingRule
-from transforms.normalize import NormalizeOptions
-from transforms.sources import ReadOptions
-from transforms.stories import StoryParams
-from transforms.web.http import FetchPolicy
+from news_ingest.transforms.clean import CleanOptions
+from news_ingest.transforms.dedup import NearParams
+from news_ingest.transforms.durations import parse_duration
+from news_ingest.transforms.extract import ExtractOptions
+from news_ingest.transforms.feeds import FeedSource, feed_source
+from news_ingest.transforms.landing import LandingRule
+from news_ingest.transforms.normalize import NormalizeOptions
+from news_ingest.transforms.sources import ReadOptions
+from news_ingest.transforms.stories import StoryParams
+from news_ingest.transforms.web.http import FetchPolicy
 
 if typing.TYPE_CHECKING:
-    from transforms.sitemaps import SitemapLimits
+    from news_ingest.transforms.sitemaps import SitemapLimits
 
-HOME = Path(os.environ.get("NEWS_INGEST_HOME", Path(__file__).resolve().parents[1]))
-CONFIG_DIR = HOME / "configs"
+
+def packaged(name: str) -> Path:
+    """The folder of the package data ``news_ingest.<name>`` (``configs``, ``seeds``) as
+    installed: inside site-packages for a wheel, the checkout's folder for an editable install."""
+    spec = importlib.util.find_spec(f"news_ingest.{name}")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"news_ingest.{name} is not installed with the package")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+CONFIG_DIR = packaged("configs")
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+# Relative paths of the defaults (configs/boilerplate.yaml, seeds) that name package data when
+# the current directory has no such file.
+PACKAGED = ("configs", "seeds")
 
 
 class ConfigError(ValueError):
@@ -271,7 +283,7 @@ def feed_sources(cfg: Config) -> list[FeedSource]:
 
 def sitemap_limits(cfg: Config) -> SitemapLimits:
     """How far the ``discover`` section's sitemaps are followed (bodies capped as fetches are)."""
-    from transforms.sitemaps import SitemapLimits
+    from news_ingest.transforms.sitemaps import SitemapLimits
 
     d = cfg.discover
     try:
@@ -304,8 +316,13 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
 
 
 def resolve(path: str) -> str:
-    """A path from the config, relative to the project home when it is not found as given."""
-    if os.path.isabs(path) or os.path.exists(path):
+    """A path from the config or the command line: as given (relative to the current
+    directory) when it exists; else, for ``configs/...`` and ``seeds``, the package's copy."""
+    if os.path.isabs(path) or os.path.exists(path) or "://" in path:
         return path
-    candidate = HOME / path
-    return str(candidate) if candidate.exists() else path
+    head, _, rest = Path(path).as_posix().partition("/")
+    if head in PACKAGED:
+        candidate = packaged(head) / rest if rest else packaged(head)
+        if candidate.exists():
+            return str(candidate)
+    return path

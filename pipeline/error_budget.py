@@ -19,9 +19,8 @@ import shutil
 from typing import Any
 
 import pyarrow.parquet as pq
-
-from transforms import sinks
-from transforms.schema import TABLES
+from news_ingest.transforms import sinks
+from news_ingest.transforms.schema import TABLES
 
 FAILURE_REASONS = ("exception", "timeout")
 # Stages whose timeouts are a remote server's (their exceptions still count).

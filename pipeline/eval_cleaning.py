@@ -26,11 +26,11 @@ import re
 import unicodedata
 from typing import Any
 
-from transforms.clean import RuleSet, clean_article
-from transforms.extract import extract
-from transforms.normalize import LanguageIdentifier, normalize_article
-from transforms.rulepack import RulePack
-from transforms.schema import SOURCE_HTML, SOURCE_TEXT, Article, RawDocument
+from news_ingest.transforms.clean import RuleSet, clean_article
+from news_ingest.transforms.extract import extract
+from news_ingest.transforms.normalize import LanguageIdentifier, normalize_article
+from news_ingest.transforms.rulepack import RulePack
+from news_ingest.transforms.schema import SOURCE_HTML, SOURCE_TEXT, Article, RawDocument
 
 LABELS_SUFFIX = ".labels.json"
 TEXT_COLUMNS = ("text", "title", "section", "dateline")

@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pipeline.config import Config
+from news_ingest.pipeline.config import Config
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 SHINGLE = 4
@@ -337,9 +337,9 @@ def _init_worker(cfg: Config) -> None:
     """Build the stage settings once per worker process."""
     import logging
 
-    from pipeline.graph import extract_options, rule_packs
-    from transforms.clean import RuleSet
-    from transforms.normalize import load_language_identifier
+    from news_ingest.pipeline.graph import extract_options, rule_packs
+    from news_ingest.transforms.clean import RuleSet
+    from news_ingest.transforms.normalize import load_language_identifier
 
     logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
     logging.getLogger("htmldate").setLevel(logging.CRITICAL)
@@ -353,8 +353,7 @@ def _init_worker(cfg: Config) -> None:
 
 def _html_lang(content: bytes) -> str | None:
     from lxml import html as lxml_html
-
-    from transforms.extract import decode_text, language_code
+    from news_ingest.transforms.extract import decode_text, language_code
 
     text = decode_text(content)
     if not text:
@@ -370,11 +369,11 @@ def _html_lang(content: bytes) -> str | None:
 def _pipeline(path: str, url: str | None) -> tuple[Any, str | None]:
     """(Article or None, rejection reason) of one page through read, extract, clean, normalize:
     the stage functions of a run."""
-    from transforms.clean import clean_article
-    from transforms.extract import extract
-    from transforms.normalize import normalize_article
-    from transforms.schema import Article
-    from transforms.sources import read_path
+    from news_ingest.transforms.clean import clean_article
+    from news_ingest.transforms.extract import extract
+    from news_ingest.transforms.normalize import normalize_article
+    from news_ingest.transforms.schema import Article
+    from news_ingest.transforms.sources import read_path
 
     cfg: Config = _WORKER["cfg"]
     for item in read_path(path, cfg.read.max_bytes):
@@ -395,8 +394,7 @@ def run_page(task: tuple[str, str, str, str, str, bool]) -> PageResult:
     the baselines too)."""
     import htmldate
     import trafilatura
-
-    from transforms.normalize import identify_language
+    from news_ingest.transforms.normalize import identify_language
 
     set_name, kind, key, path, url, baselines = task
     seconds: dict[str, float] = {}

@@ -20,7 +20,7 @@ FIXED = {"runner": "dataflow"}
 
 def run_actions() -> dict[str, argparse.Action]:
     """The ``news-ingest run`` flags by their ``dest`` (help excluded)."""
-    from pipeline import cli
+    from news_ingest.pipeline import cli
 
     top = cli.parser()
     (sub,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]
@@ -59,6 +59,6 @@ def run_argv(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline import cli
+    from news_ingest.pipeline import cli
 
     return cli.main(run_argv(list(sys.argv[1:] if argv is None else argv)))

@@ -7,20 +7,32 @@ import datetime as dt
 from typing import Any
 
 import apache_beam as beam
-
-from pipeline.config import Config, ConfigError, feed_sources, fetch_policy, resolve, sitemap_limits
-from transforms import schema
-from transforms.core import DocumentsToArticles
-from transforms.dedup import Deduplicate
-from transforms.extract import ExtractOptions
-from transforms.feeds import EntriesToWork, FeedSource, PollFeeds, feed_source, load_feed_list
-from transforms.fetch import FetchPages, PageRequest
-from transforms.rulepack import RulePack, RulePackError, load_pack, load_packs
-from transforms.schema import SOURCE_FEED, Article, DeadLetter, Duplicate
-from transforms.sinks import ReadIndex, WriteIndex, WriteTable
-from transforms.sitemaps import ExpandSitemaps, SitemapSource, load_url_list
-from transforms.sources import FEED_LIST, ReadSources, kind_of
-from transforms.stories import AssignStories, StoryOfDuplicates
+from news_ingest.pipeline.config import (
+    Config,
+    ConfigError,
+    feed_sources,
+    fetch_policy,
+    resolve,
+    sitemap_limits,
+)
+from news_ingest.transforms import schema
+from news_ingest.transforms.core import DocumentsToArticles
+from news_ingest.transforms.dedup import Deduplicate
+from news_ingest.transforms.extract import ExtractOptions
+from news_ingest.transforms.feeds import (
+    EntriesToWork,
+    FeedSource,
+    PollFeeds,
+    feed_source,
+    load_feed_list,
+)
+from news_ingest.transforms.fetch import FetchPages, PageRequest
+from news_ingest.transforms.rulepack import RulePack, RulePackError, load_pack, load_packs
+from news_ingest.transforms.schema import SOURCE_FEED, Article, DeadLetter, Duplicate
+from news_ingest.transforms.sinks import ReadIndex, WriteIndex, WriteTable
+from news_ingest.transforms.sitemaps import ExpandSitemaps, SitemapSource, load_url_list
+from news_ingest.transforms.sources import FEED_LIST, ReadSources, kind_of
+from news_ingest.transforms.stories import AssignStories, StoryOfDuplicates
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ latest run (by ``ingested_at``, then ``run_id``). ``duplicates`` is keyed by
 ``(article_id, source_ref)``: copies found under the same URL share an ``article_id``, and each
 copy is a row of its own.
 
-The tables are created from the Arrow schemas (``pipeline.schema_cmd.duckdb_ddl``): the merge
+The tables are created from the Arrow schemas (``news_ingest.pipeline.schema_cmd.duckdb_ddl``): the merge
 key is the primary key, a non-null Arrow field is ``NOT NULL``, and every column carries its
 description (``COMMENT ON COLUMN``). A table made by an older ``load`` without those is rebuilt
 with them on the next load.
@@ -18,9 +18,9 @@ import dataclasses
 import os
 from typing import Any
 
-from pipeline.schema_cmd import duckdb_ddl
-from transforms import sinks
-from transforms.schema import ROW_ID, TABLES
+from news_ingest.pipeline.schema_cmd import duckdb_ddl
+from news_ingest.transforms import sinks
+from news_ingest.transforms.schema import ROW_ID, TABLES
 
 # Merge keys per table; ROW_ID[name] always comes first.
 KEYS: dict[str, tuple[str, ...]] = {

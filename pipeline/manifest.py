@@ -9,9 +9,8 @@ import os
 from typing import Any
 
 import pyarrow.parquet as pq
-
-from transforms import atomic
-from transforms.schema import SCHEMA_VERSION
+from news_ingest.transforms import atomic
+from news_ingest.transforms.schema import SCHEMA_VERSION
 
 MANIFEST = "_manifest.json"
 MANIFESTS = "_manifests"

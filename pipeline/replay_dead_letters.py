@@ -19,10 +19,9 @@ import os
 from typing import Any
 
 import pyarrow.parquet as pq
-
-from pipeline import batch, config, manifest
-from transforms import sinks
-from transforms.schema import UTC
+from news_ingest.pipeline import batch, config, manifest
+from news_ingest.transforms import sinks
+from news_ingest.transforms.schema import UTC
 
 
 @dataclasses.dataclass(frozen=True)

@@ -60,14 +60,13 @@ from apache_beam.runners.worker import statesampler
 from apache_beam.transforms import core
 from apache_beam.transforms.sideinputs import SideInputMap
 from apache_beam.utils import counters
-
-from pipeline.options import NewsIngestRunnerOptions
+from news_ingest.pipeline.options import NewsIngestRunnerOptions
 
 _LOG = logging.getLogger(__name__)
 
 BEAM_RUNNERS = {
     "direct": "DirectRunner",
-    "dask": "pipeline.runners.NewsIngestDaskRunner",
+    "dask": "news_ingest.pipeline.runners.NewsIngestDaskRunner",
     "dataflow": "DataflowRunner",
     "flink": "FlinkRunner",
 }
@@ -138,18 +137,18 @@ def pipeline_options(
     return PipelineOptions(flags, **kwargs)
 
 
-# Set for the DirectRunner's worker processes (pipeline.worker) when the launcher is not verbose.
-# Read by pipeline.worker: whether to log errors only, and the pid of the launcher.
+# Set for the DirectRunner's worker processes (news_ingest.pipeline.worker) when the launcher is not verbose.
+# Read by news_ingest.pipeline.worker: whether to log errors only, and the pid of the launcher.
 QUIET_WORKERS = "NEWS_INGEST_QUIET_WORKERS"
 LAUNCHER_PID = "NEWS_INGEST_LAUNCHER_PID"
 
 
 @contextlib.contextmanager
 def worker_processes(runner: str, options: PipelineOptions) -> Iterator[None]:
-    """While a DirectRunner job with worker processes starts, have it start ``pipeline.worker``.
+    """While a DirectRunner job with worker processes starts, have it start ``news_ingest.pipeline.worker``.
 
     Beam 2.77 starts each worker as ``<sys.executable> -m apache_beam...sdk_worker_main`` and has
-    no option to change that command. Run through ``pipeline.worker``, a worker is killed by the
+    no option to change that command. Run through ``news_ingest.pipeline.worker``, a worker is killed by the
     kernel when the launcher dies (even by SIGKILL) and logs only errors unless the launcher is
     verbose (Beam's own worker logs at INFO before it reads any option).
     """
@@ -164,11 +163,11 @@ def worker_processes(runner: str, options: PipelineOptions) -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in (QUIET_WORKERS, LAUNCHER_PID)}
     os.environ[QUIET_WORKERS] = "1" if quiet else "0"
     os.environ[LAUNCHER_PID] = str(os.getpid())
-    # The command is a shell command line: "... exec <python> -m pipeline.worker -m apache_beam".
+    # The command is a shell command line: "... exec <python> -m news_ingest.pipeline.worker -m apache_beam".
     # With exec the shell becomes the worker, so the worker's parent is the launcher. SIGINT is
     # ignored from before Python starts (an ignored signal stays ignored across exec): a
     # terminal's Ctrl-C reaches the whole process group, and the launcher alone ends the run.
-    sys.executable = f"trap '' INT; exec {shlex.quote(executable)} -m pipeline.worker"
+    sys.executable = f"trap '' INT; exec {shlex.quote(executable)} -m news_ingest.pipeline.worker"
     try:
         yield
     finally:

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-
-from transforms.schema import SCHEMA_VERSION, TABLES
+from news_ingest.transforms.schema import SCHEMA_VERSION, TABLES
 
 FORMATS = ("arrow", "json", "bigquery", "duckdb")
 
@@ -191,7 +190,7 @@ def arrow_text(table: str, schema: pa.Schema) -> str:
 
 def render(fmt: str, tables: Sequence[str]) -> str:
     """The schema of ``tables`` in format ``fmt`` (one of ``FORMATS``)."""
-    from pipeline.load import KEYS
+    from news_ingest.pipeline.load import KEYS
 
     if fmt == "arrow":
         return "\n\n".join(arrow_text(t, TABLES[t]) for t in tables)

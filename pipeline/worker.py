@@ -16,7 +16,7 @@ def main() -> None:
         logging.basicConfig(
             handlers=[handler], format="%(levelname)s %(name)s: %(message)s", force=True
         )
-    from transforms.children import tie_to_parent
+    from news_ingest.transforms.children import tie_to_parent
 
     # The launcher's shell exec'd this process (runners.worker_processes): the parent is the
     # launcher, unless it died before the tie was made (then this worker exits at once).

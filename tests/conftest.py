@@ -25,7 +25,7 @@ def seeds_dir() -> Path:
 def run_cli(
     *args: str, cwd: Path | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m pipeline ARGS`` as a user would, in a fresh process."""
+    """Run ``python -m news_ingest.pipeline ARGS`` as a user would, in a fresh process."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(

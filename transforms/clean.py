@@ -1,6 +1,6 @@
 """Cleaning: extracted text -> article text, with boilerplate moved out or dropped.
 
-The rules come from YAML rule packs (``transforms.rulepack``): a default pack for every source
+The rules come from YAML rule packs (``news_ingest.transforms.rulepack``): a default pack for every source
 and per-source packs chosen by host or by publisher/distributor. Besides the rules, cleaning
 repairs the text (mojibake and NFC with ftfy, words broken across lines, hard-wrapped
 paragraphs, whitespace), drops blocks repeated back to back within the document and a title
@@ -21,12 +21,11 @@ from urllib.parse import urlsplit
 import apache_beam as beam
 import ftfy
 from apache_beam.metrics import Metrics
-
-from transforms.dates import Published, article_fields, parse_published
-from transforms.rulepack import LIST_FIELDS, CompiledRule, RulePack, compile_pack
-from transforms.schema import Article, DeadLetter
-from transforms.stage import ApplyStage, rejection
-from transforms.text import joins_without_space, word_count, words
+from news_ingest.transforms.dates import Published, article_fields, parse_published
+from news_ingest.transforms.rulepack import LIST_FIELDS, CompiledRule, RulePack, compile_pack
+from news_ingest.transforms.schema import Article, DeadLetter
+from news_ingest.transforms.stage import ApplyStage, rejection
+from news_ingest.transforms.text import joins_without_space, word_count, words
 
 STAGE = "clean"
 
@@ -140,7 +139,7 @@ def drop_repeated_paragraphs(
     interview asks each guest the same question, a meal plan repeats a dish under another
     heading, a spec list repeats features under another product. A run counts only when one of
     its paragraphs has ``min_words`` words ("Yes." / "Yes." stays), counted by
-    ``transforms.text.word_count`` (characters in Chinese, Japanese, Thai ...).
+    ``news_ingest.transforms.text.word_count`` (characters in Chinese, Japanese, Thai ...).
 
     Args:
         paragraphs: The paragraphs of one document, in order.

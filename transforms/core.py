@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import apache_beam as beam
-
-from transforms.clean import Clean, CleanOptions
-from transforms.extract import Extract, ExtractOptions
-from transforms.normalize import Normalize, NormalizeOptions
-from transforms.rulepack import RulePack
+from news_ingest.transforms.clean import Clean, CleanOptions
+from news_ingest.transforms.extract import Extract, ExtractOptions
+from news_ingest.transforms.normalize import Normalize, NormalizeOptions
+from news_ingest.transforms.rulepack import RulePack
 
 
 class DocumentsToArticles(beam.PTransform):

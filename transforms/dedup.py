@@ -31,11 +31,17 @@ import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
-
-from transforms import lsh
-from transforms.lsh import SIGNATURE_DTYPE, UnionFind, check_banding
-from transforms.schema import DEDUP_EXACT, DEDUP_NEAR, DEDUP_URL, UTC, Article, Duplicate
-from transforms.text import words
+from news_ingest.transforms import lsh
+from news_ingest.transforms.lsh import SIGNATURE_DTYPE, UnionFind, check_banding
+from news_ingest.transforms.schema import (
+    DEDUP_EXACT,
+    DEDUP_NEAR,
+    DEDUP_URL,
+    UTC,
+    Article,
+    Duplicate,
+)
+from news_ingest.transforms.text import words
 
 STAGE = "dedup"
 DUPLICATES = "duplicates"
@@ -121,7 +127,7 @@ class NearParams:
 
 
 def shingle_set(text: str, size: int = 5) -> set[str]:
-    """The distinct ``size``-token shingles of a text (``transforms.text``: words, and
+    """The distinct ``size``-token shingles of a text (``news_ingest.transforms.text``: words, and
     characters of scripts without spaces); a shorter text is one shingle."""
     tokens = words(text)
     if len(tokens) <= size:
@@ -160,7 +166,7 @@ def as_array(signature: bytes) -> np.ndarray:
 
 
 def band_keys(signature: bytes, params: NearParams) -> list[str]:
-    """One LSH key per band (``transforms.lsh.band_keys`` under these parameters)."""
+    """One LSH key per band (``news_ingest.transforms.lsh.band_keys`` under these parameters)."""
     return lsh.band_keys(signature, params.bands, params.rows)
 
 

@@ -13,7 +13,7 @@ default: they gained on the news pages they were tuned on and lost elsewhere; RE
 
 Page metadata comes first; the hints a source attached (feed entry fields) fill the gaps, and
 a source's categories and tags are added to the page's. The publication date keeps the
-source's offset and precision (``transforms.dates``).
+source's offset and precision (``news_ingest.transforms.dates``).
 Cleaning and metadata normalization happen in later stages.
 
 One pathological page must not stall a worker, and two measures see to it. Beam's
@@ -40,9 +40,8 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from lxml import etree
-
-from transforms.children import tie_forked_child
-from transforms.dates import (
+from news_ingest.transforms.children import tie_forked_child
+from news_ingest.transforms.dates import (
     article_fields,
     choose_published,
     htmldate_day,
@@ -51,8 +50,8 @@ from transforms.dates import (
     prefer_precise,
     structured_published,
 )
-from transforms.metadata import author_names, merge_labels, split_labels
-from transforms.schema import (
+from news_ingest.transforms.metadata import author_names, merge_labels, split_labels
+from news_ingest.transforms.schema import (
     SOURCE_HTML,
     SOURCE_TEXT,
     Article,
@@ -60,11 +59,11 @@ from transforms.schema import (
     RawDocument,
     stable_id,
 )
-from transforms.stage import ApplyStage, rejection
-from transforms.text import link_density, words
-from transforms.text import shingles as text_shingles
-from transforms.web.charsets import decode
-from transforms.web.urls import canonical_link
+from news_ingest.transforms.stage import ApplyStage, rejection
+from news_ingest.transforms.text import link_density, words
+from news_ingest.transforms.text import shingles as text_shingles
+from news_ingest.transforms.web.charsets import decode
+from news_ingest.transforms.web.urls import canonical_link
 
 STAGE = "extract"
 
@@ -160,7 +159,7 @@ def article_id_for(raw: RawDocument) -> str:
 
 
 def decode_text(content: bytes) -> str | None:
-    """Decode bytes to text with the one charset ladder (``transforms.web.charsets``); None
+    """Decode bytes to text with the one charset ladder (``news_ingest.transforms.web.charsets``); None
     when the bytes are not text (binary junk) in any charset we trust."""
     return decode(content)
 

@@ -2,7 +2,7 @@
 
 A feed source (a URL or a local file) is polled through the one ``Fetcher`` (conditional GET
 when a state folder remembers the validators), parsed, and its entries become page requests
-(``transforms.fetch.FetchPages``) whose documents carry the entry's fields as ``hints``:
+(``news_ingest.transforms.fetch.FetchPages``) whose documents carry the entry's fields as ``hints``:
 ``title, author, published (ISO 8601), summary, categories, tags, language, guid, publisher``,
 fallbacks for the page's own metadata at extraction.
 """
@@ -25,17 +25,16 @@ import apache_beam as beam
 import feedparser
 import lxml.html
 from apache_beam.metrics import Metrics
-
-from transforms import atomic
-from transforms.dates import parse_published, to_iso
-from transforms.durations import parse_duration
-from transforms.fetch import FetcherDoFn, PageRequest
-from transforms.schema import SOURCE_FEED, UTC, DeadLetter, RawDocument, stable_id
-from transforms.sources import read_capped
-from transforms.stage import ApplyStage
-from transforms.web.charsets import sniff_unicode
-from transforms.web.http import Fetcher, FetchError, FetchPolicy
-from transforms.web.urls import host_key
+from news_ingest.transforms import atomic
+from news_ingest.transforms.dates import parse_published, to_iso
+from news_ingest.transforms.durations import parse_duration
+from news_ingest.transforms.fetch import FetcherDoFn, PageRequest
+from news_ingest.transforms.schema import SOURCE_FEED, UTC, DeadLetter, RawDocument, stable_id
+from news_ingest.transforms.sources import read_capped
+from news_ingest.transforms.stage import ApplyStage
+from news_ingest.transforms.web.charsets import sniff_unicode
+from news_ingest.transforms.web.http import Fetcher, FetchError, FetchPolicy
+from news_ingest.transforms.web.urls import host_key
 
 STAGE = "feeds"
 

@@ -1,6 +1,6 @@
 """The fetch stage: page requests become documents, fetched through the one ``Fetcher``.
 
-The HTTP client, its address safety, robots.txt, URLs and charsets live in ``transforms.web``;
+The HTTP client, its address safety, robots.txt, URLs and charsets live in ``news_ingest.transforms.web``;
 this module groups requests by host (politeness across workers), turns each response into a
 ``RawDocument`` (its ``url`` the final URL after redirects; ``source_ref`` the request's, which
 for a feed entry is the link the feed gave) and each failure into that request's own dead
@@ -15,12 +15,11 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-
-from transforms.schema import DeadLetter, RawDocument
-from transforms.stage import ApplyStage, failure
-from transforms.web.charsets import to_utf8
-from transforms.web.http import Fetcher, FetchError, FetchPolicy, FetchResult
-from transforms.web.urls import canonicalize_url, host_key
+from news_ingest.transforms.schema import DeadLetter, RawDocument
+from news_ingest.transforms.stage import ApplyStage, failure
+from news_ingest.transforms.web.charsets import to_utf8
+from news_ingest.transforms.web.http import Fetcher, FetchError, FetchPolicy, FetchResult
+from news_ingest.transforms.web.urls import canonicalize_url, host_key
 
 STAGE = "fetch"
 

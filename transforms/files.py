@@ -1,7 +1,7 @@
 """Input paths on any file system Beam knows: local paths as they are, ``s3://``, ``gs://`` (and
 whatever else ``apache_beam.io.filesystems.FileSystems`` has a plug-in for) through Beam.
 
-Local paths keep their own listing rules (``transforms.sources.list_inputs``: FIFOs and dot-files
+Local paths keep their own listing rules (``news_ingest.transforms.sources.list_inputs``: FIFOs and dot-files
 are not inputs, directories are walked); a path with a scheme is listed and opened by Beam, which
 reads the scheme's settings (``--s3_endpoint_url``, credentials, project) from the pipeline
 options once ``FileSystems.set_options`` has seen them: ``Pipeline()`` does that on the launcher

@@ -16,12 +16,11 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 import apache_beam as beam
-
-from transforms.dates import article_fields, from_fields
-from transforms.schema import Article, DeadLetter
-from transforms.stage import ApplyStage
-from transforms.text import word_count, words
-from transforms.web.urls import canonicalize_url
+from news_ingest.transforms.dates import article_fields, from_fields
+from news_ingest.transforms.schema import Article, DeadLetter
+from news_ingest.transforms.stage import ApplyStage
+from news_ingest.transforms.text import word_count, words
+from news_ingest.transforms.web.urls import canonicalize_url
 
 STAGE = "normalize"
 

@@ -10,7 +10,7 @@ ways a stream is fed:
   ticks, and a stateful DoFn keyed by feed keeps each feed's validators in state.
 
 A feed is fetched only when its own ``poll_interval`` has passed, conditionally
-(``If-None-Match``/``If-Modified-Since``, through the one ``Fetcher`` of ``transforms.web.http``);
+(``If-None-Match``/``If-Modified-Since``, through the one ``Fetcher`` of ``news_ingest.transforms.web.http``);
 its entries become page requests keyed by ``entry_key`` (the entry guid, else its canonical
 link), and ``SeenStore`` remembers the keys already emitted so that only new entries go on.
 """
@@ -30,9 +30,8 @@ import apache_beam as beam
 from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import userstate
-
-from transforms import atomic
-from transforms.feeds import (
+from news_ingest.transforms import atomic
+from news_ingest.transforms.feeds import (
     FEED_ACCEPT,
     FeedEntry,
     FeedError,
@@ -40,12 +39,12 @@ from transforms.feeds import (
     feed_dead_letter,
     parse_feed,
 )
-from transforms.fetch import FetcherDoFn, PageRequest
-from transforms.landing import LandingRule, is_ready, is_temp_name
-from transforms.schema import SOURCE_FEED, UTC, DeadLetter
-from transforms.sources import kind_of, read_capped
-from transforms.web.http import Fetcher, FetchError, FetchPolicy
-from transforms.web.urls import canonicalize_url
+from news_ingest.transforms.fetch import FetcherDoFn, PageRequest
+from news_ingest.transforms.landing import LandingRule, is_ready, is_temp_name
+from news_ingest.transforms.schema import SOURCE_FEED, UTC, DeadLetter
+from news_ingest.transforms.sources import kind_of, read_capped
+from news_ingest.transforms.web.http import Fetcher, FetchError, FetchPolicy
+from news_ingest.transforms.web.urls import canonicalize_url
 
 STAGE = "poll"
 
@@ -165,7 +164,7 @@ def scan_files(
     """The input files under folders (recursively) and files, with their signatures.
 
     A file is an input when its extension is known (``sources.kind_of``). Under a folder, only
-    files that ``rule`` says are complete at ``now`` are listed (``transforms.landing``: temporary
+    files that ``rule`` says are complete at ``now`` are listed (``news_ingest.transforms.landing``: temporary
     names skipped, settled for ``settle_s``, marker present); the others are listed by a later
     scan, so a file written in parts is read once, whole.
     """

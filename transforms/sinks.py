@@ -22,10 +22,9 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from transforms.atomic import atomic_path
-from transforms.dedup import IndexEntry, is_live
-from transforms.schema import ROW_ID, TABLES, UNIQUE_ROW_ID, stable_id, to_table
+from news_ingest.transforms.atomic import atomic_path
+from news_ingest.transforms.dedup import IndexEntry, is_live
+from news_ingest.transforms.schema import ROW_ID, TABLES, UNIQUE_ROW_ID, stable_id, to_table
 
 STAGING = "_staging"
 COMPRESSION = "zstd"

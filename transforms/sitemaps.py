@@ -1,11 +1,11 @@
 """Sitemaps and URL lists: news discovery besides feeds.
 
 A sitemap source (a URL or a file, gzip'd or not) is read through the one ``Fetcher`` (the
-polite, address-checked client of ``transforms.fetch``) and parsed; a sitemap index is
+polite, address-checked client of ``news_ingest.transforms.fetch``) and parsed; a sitemap index is
 followed to its sitemaps, a ``<urlset>`` gives page URLs, and a Google News sitemap adds
 ``news:title``, ``news:publication_date``, ``news:keywords``, ``news:language`` and
 ``news:publication/news:name``. Each URL becomes a ``PageRequest`` for
-``transforms.fetch.FetchPages`` (the path feed entries take), with those fields as ``hints``
+``news_ingest.transforms.fetch.FetchPages`` (the path feed entries take), with those fields as ``hints``
 (``title, published, tags, language, publisher``): fallbacks for the page's own metadata.
 
 A URL list is a text file of page URLs, one per line (blank lines and ``#`` comments
@@ -16,7 +16,7 @@ bytes fetched by our own client (``usp.tree.sitemap_from_str``, or a custom web 
 is licensed GPL-3.0-or-later, which this Apache-2.0 package cannot take as a dependency. lxml
 is already one; the parser below resolves no entities, loads no DTD and never touches the
 network, and documents that declare entities are refused before it sees them
-(``transforms.feeds.refuse_entity_declarations``).
+(``news_ingest.transforms.feeds.refuse_entity_declarations``).
 """
 
 from __future__ import annotations
@@ -33,9 +33,8 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from lxml import etree
-
-from transforms.feeds import FeedError, refuse_entity_declarations
-from transforms.fetch import (  # the one import of the HTTP client in this module
+from news_ingest.transforms.feeds import FeedError, refuse_entity_declarations
+from news_ingest.transforms.fetch import (  # the one import of the HTTP client in this module
     Fetcher,
     FetcherDoFn,
     FetchError,
@@ -43,8 +42,8 @@ from transforms.fetch import (  # the one import of the HTTP client in this modu
     PageRequest,
     host_key,
 )
-from transforms.schema import UTC, DeadLetter
-from transforms.stage import ApplyStage
+from news_ingest.transforms.schema import UTC, DeadLetter
+from news_ingest.transforms.stage import ApplyStage
 
 STAGE = "sitemaps"
 

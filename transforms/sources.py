@@ -3,7 +3,7 @@
 Listing happens on the launcher (Beam's DaskRunner cannot run ``Read``-based sources), so the
 graph starts from ``beam.Create(paths)`` and each path is read inside a ``DoFn``. Text and HTML
 files are one document each; a WARC file is one document per HTTP response record. Feed files
-and feeds lists are listed here too, but read by ``transforms.feeds``.
+and feeds lists are listed here too, but read by ``news_ingest.transforms.feeds``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-
-from transforms.files import is_remote, match_remote, open_read
-from transforms.landing import is_temp_name
-from transforms.schema import (
+from news_ingest.transforms.files import is_remote, match_remote, open_read
+from news_ingest.transforms.landing import is_temp_name
+from news_ingest.transforms.schema import (
     SOURCE_FEED,
     SOURCE_HTML,
     SOURCE_TEXT,
@@ -30,7 +29,7 @@ from transforms.schema import (
     DeadLetter,
     RawDocument,
 )
-from transforms.stage import ApplyStage, dead_letter
+from news_ingest.transforms.stage import ApplyStage, dead_letter
 
 STAGE = "read"
 
@@ -183,9 +182,8 @@ def read_warc(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocu
     WARC-Target-URI and ``fetched_at`` its WARC-Date; the body is transcoded to UTF-8 from the
     charset of its HTTP headers (or detected).
     """
+    from news_ingest.transforms.web.charsets import to_utf8
     from warcio.archiveiterator import ArchiveIterator
-
-    from transforms.web.charsets import to_utf8
 
     skipped = Metrics.counter(STAGE, "warc_records_skipped")
     ref = path

@@ -9,8 +9,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
-
-from transforms.schema import Article, DeadLetter, RawDocument, excerpt_of
+from news_ingest.transforms.schema import Article, DeadLetter, RawDocument, excerpt_of
 
 DEAD = "dead"
 OK = "ok"

@@ -27,11 +27,10 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
-
-from transforms import lsh
-from transforms.lsh import SIGNATURE_DTYPE, UnionFind, check_banding
-from transforms.schema import UTC, Article, Duplicate, stable_id
-from transforms.text import lead as text_lead
+from news_ingest.transforms import lsh
+from news_ingest.transforms.lsh import SIGNATURE_DTYPE, UnionFind, check_banding
+from news_ingest.transforms.schema import UTC, Article, Duplicate, stable_id
+from news_ingest.transforms.text import lead as text_lead
 
 STAGE = "stories"
 
@@ -169,7 +168,7 @@ def same_story(a: StoryNode, b: StoryNode, params: StoryParams) -> bool:
 
 def story_bucket_edges(nodes: Sequence[StoryNode], params: StoryParams) -> list[tuple[str, str]]:
     """Verified story edges among the nodes sharing one LSH key (a spanning set; see
-    ``transforms.dedup.bucket_edges`` for the large-bucket rule)."""
+    ``news_ingest.transforms.dedup.bucket_edges`` for the large-bucket rule)."""
     members = sorted({n.node_id: n for n in nodes}.values(), key=lambda n: n.node_id)
     if len(members) < 2:
         return []
@@ -270,7 +269,7 @@ class AssignStories(beam.PTransform):
     """Kept Article -> the same Article with ``story_id`` set.
 
     The union-find is one global step over verified edges (one per article in a multi-article
-    story, at most), grouped under a single key; see ``transforms.dedup.Deduplicate`` for its
+    story, at most), grouped under a single key; see ``news_ingest.transforms.dedup.Deduplicate`` for its
     scaling limit.
     """
 

@@ -11,7 +11,7 @@ streaming graph only; the batch graph groups instead):
   later copy, in any window, becomes a ``Duplicate`` of it (batch instead chooses the keeper
   by ``dedup.keeper_key`` among all copies). A keeper is remembered for ``ttl_s`` of event time
   after its last copy. ``known`` carries what earlier runs (batch runs and streams) kept: the
-  keys of the one cross-run index (``transforms.dedup.known_keys``), so a copy of an article
+  keys of the one cross-run index (``news_ingest.transforms.dedup.known_keys``), so a copy of an article
   written by an earlier run is a duplicate too.
 """
 
@@ -27,9 +27,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Timestamp
-
-from transforms.dedup import hash_key, url_key
-from transforms.schema import DEDUP_EXACT, DEDUP_URL, Article, Duplicate
+from news_ingest.transforms.dedup import hash_key, url_key
+from news_ingest.transforms.schema import DEDUP_EXACT, DEDUP_URL, Article, Duplicate
 
 STAGE = "dedup"
 SEEN_STAGE = "seen"

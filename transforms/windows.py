@@ -33,9 +33,8 @@ from apache_beam.transforms import trigger, userstate, window
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming
-
-from transforms.schema import ROW_ID, TABLES, UTC, Article, stable_id, to_table
-from transforms.sinks import check_writer_args, shard_of, write_parquet
+from news_ingest.transforms.schema import ROW_ID, TABLES, UTC, Article, stable_id, to_table
+from news_ingest.transforms.sinks import check_writer_args, shard_of, write_parquet
 
 STAGE = "window"
 LATE = "late"

@@ -10,15 +10,14 @@ import apache_beam as beam
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Timestamp
-
-from pipeline import graph
-from pipeline.config import Config, fetch_policy
-from transforms.feeds import FeedSource
-from transforms.fetch import FetchPages, PageRequest
-from transforms.poll import PollFeedsForever, WatchedFile, work_key
-from transforms.sources import ReadSources
-from transforms.stream_dedup import SeenFilter, StreamDedup
-from transforms.windows import AssignEventTime, WindowSpec, WriteWindowed
+from news_ingest.pipeline import graph
+from news_ingest.pipeline.config import Config, fetch_policy
+from news_ingest.transforms.feeds import FeedSource
+from news_ingest.transforms.fetch import FetchPages, PageRequest
+from news_ingest.transforms.poll import PollFeedsForever, WatchedFile, work_key
+from news_ingest.transforms.sources import ReadSources
+from news_ingest.transforms.stream_dedup import SeenFilter, StreamDedup
+from news_ingest.transforms.windows import AssignEventTime, WindowSpec, WriteWindowed
 
 
 def _kind_of_work(item: Any, _n: int) -> int:

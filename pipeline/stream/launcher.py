@@ -3,7 +3,7 @@ round's new work to the streaming graph, and how it stops.
 
 Beam 2.77's Python DirectRunner runs streaming graphs only on its bundle-based engine, which
 cannot expand a splittable DoFn in streaming mode; so here the launcher polls and feeds each
-round to the graph as a ``TestStream`` (see ``pipeline.stream``). On Dataflow and Flink the same
+round to the graph as a ``TestStream`` (see ``news_ingest.pipeline.stream``). On Dataflow and Flink the same
 graph is submitted fed by ``PollFeedsForever`` (``submit_unbounded``).
 """
 
@@ -23,18 +23,24 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils.timestamp import Timestamp
-
-from pipeline import __version__, graph
-from pipeline.batch import UsageError, check_output, check_run_id, new_run_id
-from pipeline.config import Config, ConfigError, StreamConfig, fetch_policy, landing_rule, resolve
-from pipeline.stream import manifest as stream_manifest
-from pipeline.stream import state
-from pipeline.stream.graph import build_stream, build_unbounded, round_stream
-from pipeline.stream.manifest import RUNNER
-from transforms import sinks
-from transforms.feeds import FeedSource
-from transforms.fetch import Fetcher, PageRequest
-from transforms.poll import (
+from news_ingest.pipeline import __version__, graph
+from news_ingest.pipeline.batch import UsageError, check_output, check_run_id, new_run_id
+from news_ingest.pipeline.config import (
+    Config,
+    ConfigError,
+    StreamConfig,
+    fetch_policy,
+    landing_rule,
+    resolve,
+)
+from news_ingest.pipeline.stream import manifest as stream_manifest
+from news_ingest.pipeline.stream import state
+from news_ingest.pipeline.stream.graph import build_stream, build_unbounded, round_stream
+from news_ingest.pipeline.stream.manifest import RUNNER
+from news_ingest.transforms import sinks
+from news_ingest.transforms.feeds import FeedSource
+from news_ingest.transforms.fetch import Fetcher, PageRequest
+from news_ingest.transforms.poll import (
     NOT_DUE,
     FeedState,
     Release,
@@ -47,9 +53,9 @@ from transforms.poll import (
     scan_files,
     work_key,
 )
-from transforms.schema import UTC
-from transforms.sources import FEED_LIST, kind_of
-from transforms.windows import to_timestamp
+from news_ingest.transforms.schema import UTC
+from news_ingest.transforms.sources import FEED_LIST, kind_of
+from news_ingest.transforms.windows import to_timestamp
 
 LOG = logging.getLogger(__name__)
 
@@ -277,7 +283,7 @@ def _next_wait(source: Source, settings: StreamConfig, started: float) -> float:
 
 def stream_source(cfg: Config) -> Source:
     """Feeds (feed URLs, feed files, feeds lists, ``feeds.sources``) and watched folders."""
-    from transforms.feeds import feed_source, load_feed_list
+    from news_ingest.transforms.feeds import feed_source, load_feed_list
 
     feeds: list[FeedSource] = []
     watch: list[str] = []
@@ -298,7 +304,7 @@ def stream_source(cfg: Config) -> Source:
             watch.append(path)
         else:
             raise UsageError(f"input not found: {spec}")
-    from pipeline.config import feed_sources
+    from news_ingest.pipeline.config import feed_sources
 
     feeds.extend(feed_sources(cfg))
     local = [f for f in feeds if not f.is_remote]
@@ -326,7 +332,7 @@ def replay_source(cfg: Config, paths: Sequence[str], speed: float) -> Source:
 
 def submit_unbounded(cfg: Config, run_id: str | None, beam_args: list[str]) -> str:
     """Submit the unbounded graph to Dataflow or Flink (state, timers and SDFs run there)."""
-    from pipeline import runners
+    from news_ingest.pipeline import runners
 
     source = stream_source(cfg)
     if source.watch:

@@ -8,11 +8,11 @@ import os
 import time
 from typing import Any
 
-from pipeline import __version__, manifest
-from pipeline.config import Config
-from pipeline.stream.state import table_files
-from transforms.schema import SCHEMA_VERSION, TABLES, UTC
-from transforms.sinks import write_parquet
+from news_ingest.pipeline import __version__, manifest
+from news_ingest.pipeline.config import Config
+from news_ingest.pipeline.stream.state import table_files
+from news_ingest.transforms.schema import SCHEMA_VERSION, TABLES, UTC
+from news_ingest.transforms.sinks import write_parquet
 
 RUNNER = "BundleBasedDirectRunner"
 

@@ -1,5 +1,5 @@
 """What a stream keeps between rounds: under ``OUT/_stream/`` the seen work keys and each
-feed's validators (``state.json``, see ``transforms.poll.SeenStore``) and the watermark
+feed's validators (``state.json``, see ``news_ingest.transforms.poll.SeenStore``) and the watermark
 (``meta.json``); its kept articles go to the one cross-run dedup index that batch runs read and
 write too (``transforms/sinks.py``), so neither driver keeps again what the other kept."""
 
@@ -13,11 +13,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow.parquet as pq
-
-from pipeline.config import Config
-from transforms import atomic, dedup, sinks
-from transforms.poll import SeenStore
-from transforms.schema import TABLES
+from news_ingest.pipeline.config import Config
+from news_ingest.transforms import atomic, dedup, sinks
+from news_ingest.transforms.poll import SeenStore
+from news_ingest.transforms.schema import TABLES
 
 STATE_DIR = "_stream"
 STATE_FILE = "state.json"

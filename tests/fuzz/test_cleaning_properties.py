@@ -13,19 +13,18 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from transforms.clean import (
+from news_ingest.transforms.clean import (
     RuleSet,
     clean_text,
     fix_unicode,
     normalize_lines,
     split_title,
 )
-from transforms.dates import parse_published
-from transforms.normalize import content_hash, normalize_article, tidy, word_count
-from transforms.rulepack import load_pack, load_packs
-from transforms.schema import UTC, Article
-from transforms.text import words
+from news_ingest.transforms.dates import parse_published
+from news_ingest.transforms.normalize import content_hash, normalize_article, tidy, word_count
+from news_ingest.transforms.rulepack import load_pack, load_packs
+from news_ingest.transforms.schema import UTC, Article
+from news_ingest.transforms.text import words
 
 ROOT = Path(__file__).resolve().parents[2]
 # No per-example deadline: the first example of a property pays for lazy loads (ftfy's tables,

@@ -16,11 +16,10 @@ import tempfile
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from transforms.extract import decode_text, extract
-from transforms.feeds import FeedError, parse_feed
-from transforms.schema import SOURCE_HTML, SOURCE_TEXT, Article, DeadLetter, RawDocument
-from transforms.sources import read_path
+from news_ingest.transforms.extract import decode_text, extract
+from news_ingest.transforms.feeds import FeedError, parse_feed
+from news_ingest.transforms.schema import SOURCE_HTML, SOURCE_TEXT, Article, DeadLetter, RawDocument
+from news_ingest.transforms.sources import read_path
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

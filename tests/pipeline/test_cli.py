@@ -7,8 +7,8 @@ import json
 
 import pytest
 import yaml
+from news_ingest.pipeline import cli
 
-from pipeline import cli
 from tests.conftest import ROOT, read_table, run_cli
 from tests.localhttp import Reply, html_reply, serving
 from tests.pipeline.test_feeds_run import HARBOUR, page, rss
@@ -156,7 +156,7 @@ def test_a_dataflow_run_without_its_options_is_a_one_line_error(capsys, tmp_path
 
 
 def test_launch_hints_name_the_fix():
-    from pipeline.runners import launch_hint
+    from news_ingest.pipeline.runners import launch_hint
 
     assert "apache-beam[gcp]" in launch_hint(ImportError("No module named 'apitools'"))
     assert "--flink_master" in launch_hint(RuntimeError("cannot fetch flink job server jar"))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
-from pipeline import config
-from pipeline.config import Config, ConfigError
+from news_ingest.pipeline import config
+from news_ingest.pipeline.config import Config, ConfigError
 
 
 def test_default_yaml_states_exactly_the_dataclass_defaults():
@@ -71,13 +70,13 @@ def test_config_is_frozen():
 
 
 def test_each_stage_section_is_that_stage_options_object():
-    from pipeline.graph import extract_options
-    from transforms.clean import CleanOptions
-    from transforms.dedup import NearParams
-    from transforms.extract import ExtractOptions
-    from transforms.normalize import NormalizeOptions
-    from transforms.sources import ReadOptions
-    from transforms.stories import StoryParams
+    from news_ingest.pipeline.graph import extract_options
+    from news_ingest.transforms.clean import CleanOptions
+    from news_ingest.transforms.dedup import NearParams
+    from news_ingest.transforms.extract import ExtractOptions
+    from news_ingest.transforms.normalize import NormalizeOptions
+    from news_ingest.transforms.sources import ReadOptions
+    from news_ingest.transforms.stories import StoryParams
 
     cfg = config.load(
         overrides={

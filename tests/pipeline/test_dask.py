@@ -154,7 +154,7 @@ def test_runner_semantics_beam_dask_gets_wrong(dask_cluster: str) -> None:
     # a keyword argument dask_client_address would be dropped (and a local cluster started).
     options = PipelineOptions(
         [
-            "--runner=pipeline.runners.NewsIngestDaskRunner",
+            "--runner=news_ingest.pipeline.runners.NewsIngestDaskRunner",
             f"--dask_client_address={dask_cluster}",
             "--dask_partition_size=7",
         ]
@@ -189,7 +189,7 @@ def test_flattened_pcollection_reaches_every_consumer(dask_cluster: str) -> None
     it and the second saw nothing, so the articles table was written empty."""
     options = PipelineOptions(
         [
-            "--runner=pipeline.runners.NewsIngestDaskRunner",
+            "--runner=news_ingest.pipeline.runners.NewsIngestDaskRunner",
             f"--dask_client_address={dask_cluster}",
             "--dask_partition_size=7",
         ]

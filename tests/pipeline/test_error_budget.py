@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
-
-from pipeline import config, error_budget
-from pipeline.error_budget import Budget
-from transforms.schema import DEAD_LETTERS_SCHEMA, to_table
+from news_ingest.pipeline import config, error_budget
+from news_ingest.pipeline.error_budget import Budget
+from news_ingest.transforms.schema import DEAD_LETTERS_SCHEMA, to_table
 
 
 @pytest.mark.parametrize(

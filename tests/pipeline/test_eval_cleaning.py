@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.eval_cleaning import DocScore, score
+from news_ingest.pipeline.eval_cleaning import DocScore, score
+from news_ingest.transforms.schema import Article
+
 from tests.conftest import ROOT, read_table, run_cli
-from transforms.schema import Article
 
 FIXTURES = ROOT / "tests" / "fixtures" / "cleaning"
 GOLDEN = ROOT / "tests" / "golden"

@@ -11,10 +11,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-from pipeline import config
-from pipeline.config import ConfigError
-from pipeline.eval_extraction import (
+from news_ingest.pipeline import config
+from news_ingest.pipeline.config import ConfigError
+from news_ingest.pipeline.eval_extraction import (
     PageScore,
     SnippetCounts,
     aggregate,
@@ -28,7 +27,8 @@ from pipeline.eval_extraction import (
     shingle_counts,
     snippet_counts,
 )
-from pipeline.graph import extract_options
+from news_ingest.pipeline.graph import extract_options
+
 from tests.conftest import run_cli
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "extract"

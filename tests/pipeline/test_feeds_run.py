@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from news_ingest.pipeline import config
+from news_ingest.pipeline.graph import feed_inputs
+from news_ingest.transforms.fetch import FetchPolicy
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from pipeline import config
-from pipeline.graph import feed_inputs
 from tests.conftest import read_table, run_cli
 from tests.localhttp import LocalServer, Reply, html_reply, serving
-from transforms.fetch import FetchPolicy
 
 
 def page(title: str, sentence: str) -> str:
@@ -250,7 +250,7 @@ def test_default_yaml_holds_the_dataclass_defaults():
 
 
 def test_the_example_feeds_list_is_valid():
-    from transforms.feeds import load_feed_list
+    from news_ingest.transforms.feeds import load_feed_list
 
     example = config.CONFIG_DIR / "feeds.example.yaml"
     feeds = load_feed_list(str(example))

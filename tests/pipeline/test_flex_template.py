@@ -8,7 +8,8 @@ import json
 import re
 from pathlib import Path
 
-from pipeline import batch, cli, flex
+from news_ingest.pipeline import batch, cli, flex
+
 from tests.conftest import read_table, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +70,10 @@ def test_image_is_a_template_launcher_pinned_and_not_root() -> None:
     py_file = re.search(r"FLEX_TEMPLATE_PYTHON_PY_FILE=(\S+)", text)
     assert py_file and py_file.group(1) == "/opt/news-ingest/docker/flex-template/main.py"
     assert "COPY docker/flex-template ./docker/flex-template" in text
-    assert "from pipeline.flex import main" in (ROOT / "docker/flex-template/main.py").read_text()
+    assert (
+        "from news_ingest.pipeline.flex import main"
+        in (ROOT / "docker/flex-template/main.py").read_text()
+    )
     assert "COPY --from=template_launcher /opt/google/dataflow/python_template_launcher" in text
     # every base image at an exact version (a digest, or a tag that names a release)
     for image in re.findall(r"^FROM (\S+)", text, re.M):

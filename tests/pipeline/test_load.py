@@ -10,12 +10,12 @@ import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from news_ingest.pipeline.load import KEYS, LoadError, load_duckdb
+from news_ingest.transforms import schema, sinks
+from news_ingest.transforms.schema import Article, Duplicate
 
-from pipeline.load import KEYS, LoadError, load_duckdb
 from tests.conftest import read_table, run_cli
 from tests.pipeline.corpus import make_corpus
-from transforms import schema, sinks
-from transforms.schema import Article, Duplicate
 
 
 def _key_dupes(db: Path) -> dict[str, int]:

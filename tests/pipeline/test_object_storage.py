@@ -12,10 +12,10 @@ import io
 import uuid
 
 import pytest
+from news_ingest.pipeline import batch, config
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from pipeline import batch, config
 from tests.conftest import read_table
 from tests.objectstore import s3_server
 
@@ -114,8 +114,7 @@ def cc_news():
 def test_a_glob_over_a_bucket_lists_only_that_days_warcs(cc_news):
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions
-
-    from transforms.sources import InputError, list_inputs
+    from news_ingest.transforms.sources import InputError, list_inputs
 
     FileSystems.set_options(PipelineOptions(cc_news.beam_args))
     listed = list_inputs([GLOB])

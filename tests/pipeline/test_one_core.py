@@ -6,10 +6,9 @@ import datetime as dt
 
 import apache_beam as beam
 from apache_beam.testing.test_stream import TestStream
-
-from pipeline import config, graph
-from pipeline.stream.graph import build_stream
-from transforms.core import DocumentsToArticles
+from news_ingest.pipeline import config, graph
+from news_ingest.pipeline.stream.graph import build_stream
+from news_ingest.transforms.core import DocumentsToArticles
 
 
 class _FindCores(beam.pipeline.PipelineVisitor):

@@ -4,9 +4,9 @@ second keeps none of the articles the first kept (in-process, on the DirectRunne
 from __future__ import annotations
 
 import pytest
+from news_ingest.pipeline import batch, config
+from news_ingest.pipeline.stream import launcher
 
-from pipeline import batch, config
-from pipeline.stream import launcher
 from tests.conftest import ROOT, read_table
 
 SEEDS = str(ROOT / "seeds")

@@ -7,8 +7,7 @@ import io
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
-
-from pipeline import progress
+from news_ingest.pipeline import progress
 
 
 @pytest.mark.parametrize(

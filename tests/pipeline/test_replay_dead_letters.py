@@ -7,11 +7,11 @@ import os
 
 import pyarrow.parquet as pq
 import pytest
+from news_ingest.pipeline import cli
+from news_ingest.transforms import sinks
 
-from pipeline import cli
 from tests.conftest import SEEDS
 from tests.fixtures.bad_inputs import ENGLISH, FRENCH
-from transforms import sinks
 
 SEED_NAMES = sorted(p.name for p in SEEDS.glob("*.txt"))[:3]
 

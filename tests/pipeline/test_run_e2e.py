@@ -8,10 +8,10 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
+from news_ingest.transforms.schema import ARTICLES_SCHEMA, DEAD_LETTERS_SCHEMA, DUPLICATES_SCHEMA
 
 from tests.conftest import SEEDS, read_table, run_cli
 from tests.transforms.test_schema import REQUIRED_ARTICLE_COLUMNS
-from transforms.schema import ARTICLES_SCHEMA, DEAD_LETTERS_SCHEMA, DUPLICATES_SCHEMA
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ from apache_beam.options.pipeline_options import (
     StandardOptions,
     WorkerOptions,
 )
+from news_ingest.pipeline import config, graph, runners
+from news_ingest.pipeline.options import NewsIngestRunnerOptions
 
-from pipeline import config, graph, runners
-from pipeline.options import NewsIngestRunnerOptions
 from tests.conftest import ROOT
 
 CONFIGS = ROOT / "configs"

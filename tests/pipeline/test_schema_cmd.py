@@ -11,10 +11,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-
-from pipeline import cli
-from pipeline.load import KEYS
-from transforms.schema import TABLES
+from news_ingest.pipeline import cli
+from news_ingest.pipeline.load import KEYS
+from news_ingest.transforms.schema import TABLES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BQ_TYPES = {"STRING", "TIMESTAMP", "INTEGER", "FLOAT", "BOOLEAN"}

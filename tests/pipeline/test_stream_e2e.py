@@ -13,9 +13,9 @@ from email.utils import format_datetime
 
 import pyarrow.parquet as pq
 import pytest
+from news_ingest.transforms.schema import ARTICLES_SCHEMA
 
 from tests.conftest import ROOT, read_table, run_cli
-from transforms.schema import ARTICLES_SCHEMA
 
 # story_id: stories are assigned by the batch graph only (a streaming story index is future
 # work, see the README), so the stream leaves it null.
@@ -303,10 +303,9 @@ def test_the_unbounded_graph_for_dataflow_and_flink_runs_bounded_on_the_fnapi_ru
 
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
-
-    from pipeline import config, graph
-    from pipeline.stream.graph import build_unbounded
-    from transforms.feeds import FeedSource
+    from news_ingest.pipeline import config, graph
+    from news_ingest.pipeline.stream.graph import build_unbounded
+    from news_ingest.transforms.feeds import FeedSource
 
     out = tmp_path / "out"
     with FeedSite() as site:

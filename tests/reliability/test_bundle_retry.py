@@ -16,13 +16,13 @@ from collections.abc import Iterable
 import apache_beam as beam
 import pytest
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
+from news_ingest.pipeline import config, graph
+from news_ingest.transforms import sinks
+from news_ingest.transforms.schema import UTC, Article
+from news_ingest.transforms.sources import list_inputs
 
-from pipeline import config, graph
 from tests.conftest import read_table
 from tests.fixtures.bad_inputs import write_mixed_corpus
-from transforms import sinks
-from transforms.schema import UTC, Article
-from transforms.sources import list_inputs
 
 RUN_ID = "retry-1"
 SHARDS = 3

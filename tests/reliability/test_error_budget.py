@@ -14,11 +14,11 @@ from collections.abc import Iterable
 
 import apache_beam as beam
 import pytest
+from news_ingest.pipeline import cli, graph
+from news_ingest.transforms.schema import Article
+from news_ingest.transforms.stage import ApplyStage
 
-from pipeline import cli, graph
 from tests.conftest import SEEDS, read_table
-from transforms.schema import Article
-from transforms.stage import ApplyStage
 
 SEED_NAMES = sorted(p.name for p in SEEDS.glob("*.txt"))
 

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
+from news_ingest.pipeline import cli
 
-from pipeline import cli
 from tests.conftest import read_table
 from tests.localhttp import LocalServer, Reply, html_reply, serving
 

@@ -20,12 +20,12 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
+from news_ingest.pipeline import cli
+from news_ingest.transforms import sinks
 
-from pipeline import cli
 from tests.conftest import ROOT, read_table, run_cli
 from tests.fixtures.bad_inputs import write_mixed_corpus
 from tests.reliability.procs import children, survivors
-from transforms import sinks
 
 RUN_ID = "kill-1"
 SHARDS = "8"

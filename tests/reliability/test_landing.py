@@ -10,10 +10,16 @@ import sys
 import time
 
 import pytest
+from news_ingest.transforms.landing import (
+    LandingRule,
+    has_marker,
+    is_ready,
+    is_settled,
+    is_temp_name,
+)
+from news_ingest.transforms.poll import scan_files
 
 from tests.conftest import ROOT, read_table
-from transforms.landing import LandingRule, has_marker, is_ready, is_settled, is_temp_name
-from transforms.poll import scan_files
 
 
 @pytest.mark.parametrize(
@@ -136,7 +142,7 @@ def _landing_folder(tmp_path):
 
 
 def test_a_batch_glob_never_takes_temporary_names(tmp_path, capsys):
-    from pipeline import cli
+    from news_ingest.pipeline import cli
 
     inbox = _landing_folder(tmp_path)
     assert cli.main(["run", "--input", f"{inbox}/*", "--dry-run"]) == 0
@@ -148,7 +154,7 @@ def test_a_batch_glob_never_takes_temporary_names(tmp_path, capsys):
 
 
 def test_a_batch_run_over_a_landing_folder_takes_only_complete_files(tmp_path):
-    from pipeline import cli
+    from news_ingest.pipeline import cli
 
     inbox = _landing_folder(tmp_path)
     cfg = tmp_path / "landing.yaml"

@@ -14,10 +14,10 @@ import os
 import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
+from news_ingest.pipeline import cli, graph
+from news_ingest.transforms import sinks
 
-from pipeline import cli, graph
 from tests.conftest import SEEDS, read_table
-from transforms import sinks
 
 
 def corrupt_articles(monkeypatch, corrupt) -> None:

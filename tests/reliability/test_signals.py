@@ -10,11 +10,11 @@ import subprocess
 import sys
 
 import pytest
+from news_ingest.transforms import sinks
 
 from tests.conftest import ROOT
 from tests.fixtures.bad_inputs import write_mixed_corpus
 from tests.reliability.procs import children, survivors, wait_for
-from transforms import sinks
 
 RUN_ID = "sig-1"
 

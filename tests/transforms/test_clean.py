@@ -19,8 +19,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
-from transforms.clean import (
+from news_ingest.transforms.clean import (
     Clean,
     CleanOptions,
     RuleSet,
@@ -32,10 +31,10 @@ from transforms.clean import (
     split_title,
     unwrap,
 )
-from transforms.extract import extract_text
-from transforms.normalize import load_language_identifier, normalize_article
-from transforms.rulepack import RulePack, load_pack, load_packs, pack_from_dict
-from transforms.schema import Article, DeadLetter, RawDocument
+from news_ingest.transforms.extract import extract_text
+from news_ingest.transforms.normalize import load_language_identifier, normalize_article
+from news_ingest.transforms.rulepack import RulePack, load_pack, load_packs, pack_from_dict
+from news_ingest.transforms.schema import Article, DeadLetter, RawDocument
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = sorted((ROOT / "seeds").glob("*.txt"))

@@ -7,13 +7,12 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-
-from transforms.clean import CleanOptions
-from transforms.core import DocumentsToArticles
-from transforms.extract import ExtractOptions
-from transforms.normalize import NormalizeOptions
-from transforms.rulepack import load_pack
-from transforms.schema import SOURCE_HTML, RawDocument
+from news_ingest.transforms.clean import CleanOptions
+from news_ingest.transforms.core import DocumentsToArticles
+from news_ingest.transforms.extract import ExtractOptions
+from news_ingest.transforms.normalize import NormalizeOptions
+from news_ingest.transforms.rulepack import load_pack
+from news_ingest.transforms.schema import SOURCE_HTML, RawDocument
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "tests" / "fixtures" / "extract" / "harbour_article.html"

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from transforms.dates import (
+from news_ingest.transforms.dates import (
     Published,
     choose_published,
     from_fields,
@@ -21,8 +20,15 @@ from transforms.dates import (
     prefer_precise,
     to_iso,
 )
-from transforms.extract import extract
-from transforms.schema import SOURCE_FEED, SOURCE_HTML, SOURCE_TEXT, UTC, Article, RawDocument
+from news_ingest.transforms.extract import extract
+from news_ingest.transforms.schema import (
+    SOURCE_FEED,
+    SOURCE_HTML,
+    SOURCE_TEXT,
+    UTC,
+    Article,
+    RawDocument,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "extract"
 DATE_EVAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "date-eval"
@@ -222,7 +228,7 @@ def test_text_document_with_a_date_only_hint():
 
 
 def test_feed_entry_through_parse_feed_keeps_the_offset():
-    from transforms.feeds import parse_feed
+    from news_ingest.transforms.feeds import parse_feed
 
     rss = (
         b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><link>http://x.example/</link>"

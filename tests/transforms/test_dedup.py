@@ -15,9 +15,8 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from transforms import sinks
-from transforms.dedup import (
+from news_ingest.transforms import sinks
+from news_ingest.transforms.dedup import (
     Deduplicate,
     IndexEntry,
     MinHasher,
@@ -39,8 +38,8 @@ from transforms.dedup import (
     shingles,
     star_edges,
 )
-from transforms.normalize import normalize_article
-from transforms.schema import UTC, Article
+from news_ingest.transforms.normalize import normalize_article
+from news_ingest.transforms.schema import UTC, Article
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 PARAMS = NearParams()

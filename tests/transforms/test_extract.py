@@ -13,8 +13,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
-
-from transforms.extract import (
+from news_ingest.transforms.extract import (
     Extract,
     ExtractOptions,
     agree_with,
@@ -25,7 +24,7 @@ from transforms.extract import (
     language_code,
     prune_blocks,
 )
-from transforms.schema import (
+from news_ingest.transforms.schema import (
     SOURCE_FEED,
     SOURCE_HTML,
     SOURCE_TEXT,

@@ -17,9 +17,7 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from tests.localhttp import LocalServer, Reply, serving
-from transforms.feeds import (
+from news_ingest.transforms.feeds import (
     NOT_DUE,
     NOT_MODIFIED,
     PARSED,
@@ -36,7 +34,9 @@ from transforms.feeds import (
     poll_feed,
     refuse_entity_declarations,
 )
-from transforms.web.http import Fetcher, FetchError, FetchPolicy
+from news_ingest.transforms.web.http import Fetcher, FetchError, FetchPolicy
+
+from tests.localhttp import LocalServer, Reply, serving
 
 BASE = "http://news.example/feed"
 
@@ -524,7 +524,7 @@ def test_an_external_dtd_is_never_fetched(server: LocalServer):
 
 
 def test_one_failing_feed_is_its_own_dead_letter_and_its_host_goes_on(server, monkeypatch):
-    import transforms.feeds as feeds
+    import news_ingest.transforms.feeds as feeds
 
     for i in range(3):
         server.routes[f"/f{i}.xml"] = Reply(body=RSS20.replace(b"Example News", b"Feed %d" % i))

@@ -19,14 +19,12 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from tests.localhttp import LocalServer, Reply, gzip_reply, html_reply, serving
-from transforms.extract import extract
-from transforms.fetch import FetchPages, PageRequest, page_document
-from transforms.normalize import canonical_url_of
-from transforms.schema import Article, DeadLetter, RawDocument
-from transforms.web.charsets import detect_charset, to_utf8
-from transforms.web.http import (
+from news_ingest.transforms.extract import extract
+from news_ingest.transforms.fetch import FetchPages, PageRequest, page_document
+from news_ingest.transforms.normalize import canonical_url_of
+from news_ingest.transforms.schema import Article, DeadLetter, RawDocument
+from news_ingest.transforms.web.charsets import detect_charset, to_utf8
+from news_ingest.transforms.web.http import (
     Fetcher,
     FetchError,
     FetchPolicy,
@@ -36,7 +34,9 @@ from transforms.web.http import (
     read_body,
     retry_after_s,
 )
-from transforms.web.urls import canonical_link, canonicalize_url
+from news_ingest.transforms.web.urls import canonical_link, canonicalize_url
+
+from tests.localhttp import LocalServer, Reply, gzip_reply, html_reply, serving
 
 LOOPBACK = ("127.0.0.1/32",)
 
@@ -854,7 +854,7 @@ def test_a_page_labelled_with_a_codec_no_page_uses_still_decodes(label: str):
 
 
 def test_one_failing_page_is_its_own_dead_letter_and_its_host_goes_on(server, monkeypatch):
-    import transforms.fetch as fetch_stage
+    import news_ingest.transforms.fetch as fetch_stage
 
     for i in range(5):
         server.routes[f"/p{i}"] = html_reply(PAGE.replace("Hello", f"Page {i}"))

@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from transforms.extract import extract
-from transforms.metadata import author_names, clean_author, merge_labels, split_labels
-from transforms.normalize import (
+from news_ingest.transforms.extract import extract
+from news_ingest.transforms.metadata import author_names, clean_author, merge_labels, split_labels
+from news_ingest.transforms.normalize import (
     NormalizeOptions,
     choose_language,
     load_language_identifier,
     normalize_article,
 )
-from transforms.schema import SOURCE_HTML, Article, RawDocument
-from transforms.sources import read_path
+from news_ingest.transforms.schema import SOURCE_HTML, Article, RawDocument
+from news_ingest.transforms.sources import read_path
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 GERMAN = (

@@ -8,8 +8,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-
-from transforms.normalize import (
+from news_ingest.transforms.normalize import (
     Normalize,
     NormalizeOptions,
     canonical_url_of,
@@ -18,7 +17,7 @@ from transforms.normalize import (
     load_language_identifier,
     normalize_article,
 )
-from transforms.schema import Article
+from news_ingest.transforms.schema import Article
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from transforms.rulepack import (
+from news_ingest.transforms.rulepack import (
     SCOPES,
     Rule,
     RulePack,

@@ -8,9 +8,8 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from transforms import schema
-from transforms.schema import (
+from news_ingest.transforms import schema
+from news_ingest.transforms.schema import (
     ARTICLES_SCHEMA,
     DEAD_LETTERS_SCHEMA,
     DUPLICATES_SCHEMA,

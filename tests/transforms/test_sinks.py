@@ -9,9 +9,8 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
-
-from transforms import schema, sinks
-from transforms.schema import Article
+from news_ingest.transforms import schema, sinks
+from news_ingest.transforms.schema import Article
 
 DAY = dt.date(2026, 1, 2)
 T0 = dt.datetime(2026, 1, 2, tzinfo=schema.UTC)

@@ -12,11 +12,9 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given
 from hypothesis import strategies as st
-
-from tests.localhttp import Reply, serving
-from transforms.fetch import Fetcher, FetchPolicy
-from transforms.schema import DeadLetter
-from transforms.sitemaps import (
+from news_ingest.transforms.fetch import Fetcher, FetchPolicy
+from news_ingest.transforms.schema import DeadLetter
+from news_ingest.transforms.sitemaps import (
     INDEX,
     STAGE,
     TEXT,
@@ -33,6 +31,8 @@ from transforms.sitemaps import (
     parse_url_list,
     w3c_datetime,
 )
+
+from tests.localhttp import Reply, serving
 
 NEWS = b"""<?xml version="1.0" encoding="UTF-8"?>
 <urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"

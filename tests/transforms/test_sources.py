@@ -12,12 +12,9 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from warcio.statusandheaders import StatusAndHeaders
-from warcio.warcwriter import WARCWriter
-
-from transforms.extract import extract
-from transforms.schema import DeadLetter, RawDocument
-from transforms.sources import (
+from news_ingest.transforms.extract import extract
+from news_ingest.transforms.schema import DeadLetter, RawDocument
+from news_ingest.transforms.sources import (
     FEED_LIST,
     InputError,
     ReadOptions,
@@ -27,6 +24,8 @@ from transforms.sources import (
     read_capped,
     read_path,
 )
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
 
 ARTICLE = (
     "<html><head><title>Harbour reopens</title>"
@@ -298,7 +297,7 @@ def test_one_warc_record_that_breaks_its_processing_does_not_end_the_file(tmp_pa
         f"https://news.example/{i}" for i in range(3)
     ]
     # and a record whose processing raises is its own dead letter; the next one still reads
-    import transforms.web.charsets as charsets
+    import news_ingest.transforms.web.charsets as charsets
 
     real = charsets.to_utf8
 

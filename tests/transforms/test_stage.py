@@ -9,9 +9,8 @@ import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-
-from transforms.schema import Article
-from transforms.stage import ApplyStage, describe, failure, rejection
+from news_ingest.transforms.schema import Article
+from news_ingest.transforms.stage import ApplyStage, describe, failure, rejection
 
 
 class _Judge(beam.DoFn):

@@ -12,10 +12,9 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-
-from transforms.dedup import MinHasher, NearParams, estimated_jaccard, shingles
-from transforms.schema import UTC, Article, Duplicate
-from transforms.stories import (
+from news_ingest.transforms.dedup import MinHasher, NearParams, estimated_jaccard, shingles
+from news_ingest.transforms.schema import UTC, Article, Duplicate
+from news_ingest.transforms.stories import (
     AssignStories,
     StoryOfDuplicates,
     StoryParams,
@@ -183,7 +182,7 @@ def test_assign_stories_transform_matches_the_pure_function() -> None:
 
 
 def test_same_story_checks_time_only_when_both_are_dated() -> None:
-    from transforms.stories import TermHasher
+    from news_ingest.transforms.stories import TermHasher
 
     hasher = TermHasher(PARAMS)
     a, b = other_articles(dt.datetime(2024, 1, 1, tzinfo=UTC))[:2]

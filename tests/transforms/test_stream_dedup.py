@@ -9,10 +9,9 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import window
-
-from transforms.dedup import index_keys
-from transforms.schema import Article
-from transforms.stream_dedup import SeenFilter, StreamDedup, decide
+from news_ingest.transforms.dedup import index_keys
+from news_ingest.transforms.schema import Article
+from news_ingest.transforms.stream_dedup import SeenFilter, StreamDedup, decide
 
 T0 = 1_730_073_600  # 2024-10-28T00:00:00Z
 STREAMING = ["--runner=BundleBasedDirectRunner", "--streaming"]

@@ -10,10 +10,9 @@ import socket
 import threading
 
 import pytest
-
-from transforms.feeds import FeedEntry, FeedSource
-from transforms.fetch import PageRequest
-from transforms.poll import (
+from news_ingest.transforms.feeds import FeedEntry, FeedSource
+from news_ingest.transforms.fetch import PageRequest
+from news_ingest.transforms.poll import (
     FAILED,
     NOT_DUE,
     NOT_MODIFIED,
@@ -30,8 +29,8 @@ from transforms.poll import (
     scan_files,
     work_key,
 )
-from transforms.schema import UTC, DeadLetter
-from transforms.web.http import Fetcher, FetchPolicy
+from news_ingest.transforms.schema import UTC, DeadLetter
+from news_ingest.transforms.web.http import Fetcher, FetchPolicy
 
 RSS = (
     b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
@@ -139,7 +138,7 @@ def test_a_down_feed_server_is_a_dead_letter_named_after_what_happened():
 def test_an_unexpected_error_on_one_feed_is_its_dead_letter_not_the_streams_end(
     feed_server, monkeypatch
 ):
-    import transforms.poll as poll
+    import news_ingest.transforms.poll as poll
 
     def parse_with_a_bug(*args, **kwargs):
         raise RuntimeError("a bug that only this feed's bytes reach")

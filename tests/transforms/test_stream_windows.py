@@ -18,11 +18,10 @@ from apache_beam.transforms import window
 from apache_beam.utils.timestamp import Timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from transforms import schema
-from transforms.durations import parse_duration
-from transforms.schema import UTC, Article
-from transforms.windows import (
+from news_ingest.transforms import schema
+from news_ingest.transforms.durations import parse_duration
+from news_ingest.transforms.schema import UTC, Article
+from news_ingest.transforms.windows import (
     AssignEventTime,
     WindowSpec,
     WriteWindowed,

@@ -12,10 +12,9 @@ import re
 from pathlib import Path
 
 import pytest
-
-from pipeline import config
-from pipeline.graph import extract_options, rule_packs
-from transforms.clean import (
+from news_ingest.pipeline import config
+from news_ingest.pipeline.graph import extract_options, rule_packs
+from news_ingest.transforms.clean import (
     RuleSet,
     clean_article,
     drop_repeated_paragraphs,
@@ -23,13 +22,24 @@ from transforms.clean import (
     fix_unicode,
     unwrap,
 )
-from transforms.dedup import MinHasher, NearParams, estimated_jaccard, shingle_set
-from transforms.extract import extract, prune_blocks
-from transforms.normalize import content_hash, load_language_identifier, normalize_article
-from transforms.schema import Article, DeadLetter
-from transforms.sources import read_path
-from transforms.stories import story_terms
-from transforms.text import joins_without_space, lead, link_density, shingles, word_count, words
+from news_ingest.transforms.dedup import MinHasher, NearParams, estimated_jaccard, shingle_set
+from news_ingest.transforms.extract import extract, prune_blocks
+from news_ingest.transforms.normalize import (
+    content_hash,
+    load_language_identifier,
+    normalize_article,
+)
+from news_ingest.transforms.schema import Article, DeadLetter
+from news_ingest.transforms.sources import read_path
+from news_ingest.transforms.stories import story_terms
+from news_ingest.transforms.text import (
+    joins_without_space,
+    lead,
+    link_density,
+    shingles,
+    word_count,
+    words,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

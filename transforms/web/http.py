@@ -43,6 +43,9 @@ from typing import Any
 
 import certifi
 import urllib3
+from news_ingest.transforms.schema import UTC
+from news_ingest.transforms.web.robots import ALLOW_ALL, RobotsRules, parse_robots, unavailable
+from news_ingest.transforms.web.urls import SCHEMES
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -53,10 +56,6 @@ from urllib3.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
-
-from transforms.schema import UTC
-from transforms.web.robots import ALLOW_ALL, RobotsRules, parse_robots, unavailable
-from transforms.web.urls import SCHEMES
 
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 RETRY_STATUSES = (429, 500, 502, 503, 504)
