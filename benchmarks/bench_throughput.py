@@ -422,7 +422,16 @@ def command(
             cmd.append("--no-tables")
         return cmd
     flags = VARIANTS[key][1] or []
-    cmd = [sys.executable, "-m", "pipeline", "run", "--input", str(corpus), "--output", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "news_ingest.pipeline",
+        "run",
+        "--input",
+        str(corpus),
+        "--output",
+        str(out),
+    ]
     if config_path:
         cmd += ["--config", config_path]
     return cmd + flags

@@ -29,7 +29,7 @@ def run_cli(
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
+        [sys.executable, "-m", "news_ingest.pipeline", *args],
         cwd=cwd or ROOT,
         env=env,
         capture_output=True,

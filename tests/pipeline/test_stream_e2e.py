@@ -218,7 +218,7 @@ def _stream(cfg, out, run_id, duration):
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "stream", "--config", str(cfg), "--output", str(out),
+        [sys.executable, "-m", "news_ingest.pipeline", "stream", "--config", str(cfg), "--output", str(out),
          "--run-id", run_id, "--duration", duration],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -356,7 +356,7 @@ def test_stream_watches_a_folder_and_stops_on_sigterm(tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "stream", "--config", str(cfg), "--input", str(inbox),
+        [sys.executable, "-m", "news_ingest.pipeline", "stream", "--config", str(cfg), "--input", str(inbox),
          "--output", str(out), "--run-id", "watch-1", "--duration", "300s"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -85,7 +85,7 @@ def kill_when(inputs, out, ready) -> int:
     """
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *run_args(inputs, out)],
+        [sys.executable, "-m", "news_ingest.pipeline", *run_args(inputs, out)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

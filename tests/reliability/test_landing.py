@@ -97,7 +97,7 @@ def test_a_file_written_in_two_parts_gives_one_article_with_the_whole_text(tmp_p
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "stream", "--config", str(cfg), "--input", str(inbox),
+        [sys.executable, "-m", "news_ingest.pipeline", "stream", "--config", str(cfg), "--input", str(inbox),
          "--output", str(out), "--run-id", "landing-1", "--duration", "300s"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -35,7 +35,7 @@ def launch(tmp_path):
     def start(inputs, out, *extra: str) -> subprocess.Popen[bytes]:
         with open(tmp_path / "stderr.txt", "wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline", "run", "--input", str(inputs),
+                [sys.executable, "-m", "news_ingest.pipeline", "run", "--input", str(inputs),
                  "--output", str(out), "--run-id", RUN_ID, *extra],
                 cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                 stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
