@@ -16,6 +16,10 @@ import sys
 
 # Run flags that the template fixes instead of exposing as parameters.
 FIXED = {"runner": "dataflow"}
+# Run flags of the launching process that a template job has no use for: a dry run lists and
+# exits (a template launch must start a job), and a template job writes its summary as the
+# output's manifest in its own commit step, not on the launcher.
+LAUNCHER_ONLY = ("summary_json", "dry_run")
 
 
 def run_actions() -> dict[str, argparse.Action]:
@@ -30,7 +34,7 @@ def run_actions() -> dict[str, argparse.Action]:
 
 def template_parameters() -> list[str]:
     """The parameter names the template metadata must declare."""
-    return [d for d in run_actions() if d not in FIXED]
+    return [d for d in run_actions() if d not in FIXED and d not in LAUNCHER_ONLY]
 
 
 def run_argv(argv: list[str]) -> list[str]:

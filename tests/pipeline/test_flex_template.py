@@ -26,9 +26,12 @@ def test_metadata_parameters_are_the_run_flags() -> None:
     meta = json.loads(METADATA.read_text())
     names = [p["name"] for p in meta["parameters"]]
     flags = [a.dest for a in run_parser()._actions if a.option_strings and a.dest != "help"]
-    # every run flag but the runner, which the template fixes to Dataflow
+    # every run flag but the runner, which the template fixes to Dataflow, and the two that only
+    # make sense for a launcher run by hand
     assert set(flex.FIXED) == {"runner"}
-    assert names == [f for f in flags if f not in flex.FIXED]
+    assert set(flex.LAUNCHER_ONLY) == {"summary_json", "dry_run"}
+    assert names == [f for f in flags if f not in flex.FIXED and f not in flex.LAUNCHER_ONLY]
+    assert names == flex.template_parameters()
     assert len(names) == len(set(names))
     for param in meta["parameters"]:
         assert re.fullmatch(r"[a-z][a-z0-9_]*", param["name"])
