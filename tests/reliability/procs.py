@@ -38,9 +38,18 @@ def survivors(pgid: int, also: list[int], limit: float = 20.0) -> list[int]:
         alive = []
         for other in set(_pids()) | set(also):
             st = _stat(other)
-            if st and st[0] != "Z" and (st[2] == pgid or other in also):
+            # A child seen mid-run that outlives the launcher is re-parented to init; a pid of
+            # ``also`` with a live parent of its own was reused by another process (pid_max is
+            # often 32768, and the suite's other workers start many processes).
+            if st and st[0] != "Z" and (st[2] == pgid or (other in also and st[1] == 1)):
                 alive.append(other)
         if not alive or time.monotonic() > deadline:
+            for pid in alive:
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                        print("SURVIVOR", pid, fh.read().replace(bytes(1), b" ")[:400])
+                except OSError:
+                    pass
             return sorted(alive)
         time.sleep(0.2)
 
