@@ -41,8 +41,8 @@ def corpus(tmp_path_factory):
     clean = root / "clean"
     proc = run_cli(*run_args(root / "in", clean), timeout=240)
     assert proc.returncode == 0, proc.stderr
-    files = json.loads((clean / "_manifest.json").read_text())["files"]
-    return root / "in", rows_of(clean), files
+    manifest = json.loads((clean / "_manifest.json").read_text())
+    return root / "in", rows_of(clean), undated(manifest["files"], manifest["ingest_date"])
 
 
 def run_args(inputs, out) -> list[str]:
@@ -69,6 +69,15 @@ def rows_of(out) -> dict[str, list[dict]]:
                 row.pop(column)
         tables[name] = sorted(rows, key=lambda r: r.get("article_id") or r["dead_letter_id"])
     return tables
+
+
+def undated(files: dict[str, list[str]], ingest_date: str) -> dict[str, list[str]]:
+    """The committed paths with the run's ingest date taken out: a rerun after midnight UTC
+    commits the same files into the next day's partition (and removes the killed run's)."""
+    return {
+        table: [path.replace(f"ingest_date={ingest_date}", "ingest_date=*") for path in paths]
+        for table, paths in files.items()
+    }
 
 
 def leftovers(out) -> list[str]:
@@ -110,6 +119,10 @@ def kill_when(inputs, out, ready) -> int:
         proc.wait()
 
 
+def committed_paths(out) -> list[str]:
+    return glob.glob(str(out / "*" / "ingest_date=*" / "*.parquet"))
+
+
 def writing_shards(out) -> bool:
     return bool(glob.glob(os.path.join(str(out), sinks.STAGING, RUN_ID, "*", "*")))
 
@@ -136,7 +149,8 @@ def test_sigkill_then_rerun_gives_the_rows_of_a_clean_run(corpus, tmp_path, read
     assert leftovers(out) == []
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["counts"] == {name: len(rows) for name, rows in clean.items()}
-    assert manifest["files"] == clean_files
+    assert undated(manifest["files"], manifest["ingest_date"]) == clean_files
+    assert [p for p in committed_paths(out) if manifest["ingest_date"] not in p] == []
 
 
 def test_a_crash_between_two_commit_moves_is_repaired_by_the_rerun(corpus, tmp_path, monkeypatch):
