@@ -31,7 +31,7 @@ from news_ingest.transforms.durations import parse_duration
 from news_ingest.transforms.fetch import FetcherDoFn, PageRequest
 from news_ingest.transforms.schema import SOURCE_FEED, UTC, DeadLetter, RawDocument, stable_id
 from news_ingest.transforms.sources import read_capped
-from news_ingest.transforms.stage import ApplyStage
+from news_ingest.transforms.stage import ApplyStage, StageError, dead_letter
 from news_ingest.transforms.web.charsets import sniff_unicode
 from news_ingest.transforms.web.http import Fetcher, FetchError, FetchPolicy
 from news_ingest.transforms.web.urls import host_key
@@ -46,15 +46,6 @@ FEED_KEYS = ("url", "publisher", "language", "tags", "poll_interval")
 JSON_FEED_VERSION = re.compile(r"^https?://jsonfeed\.org/version/1(\.\d+)?/?$")
 DEFAULT_POLL_INTERVAL_S = 3600.0
 DEFAULT_MAX_ENTRIES = 1000
-
-
-class FeedError(ValueError):
-    """A feed that cannot be used; ``reason`` is the dead-letter reason code."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
 
 
 # --- Feed lists ---------------------------------------------------------------------------
@@ -227,19 +218,19 @@ def refuse_entity_declarations(content: bytes) -> None:
     must not hide one (outside those two, ``<!ENTITY`` is no text a feed may hold).
 
     Raises:
-        FeedError: reason ``xml_entities``.
+        StageError: reason ``xml_entities``.
     """
     _check_markup(_outside_comments_and_cdata(_as_utf8(content)), None)
 
 
 def _check_markup(visible: bytes, max_elements: int | None) -> None:
     if _ENTITY_DECL.search(visible):
-        raise FeedError("xml_entities", "the document declares XML entities; refused")
+        raise StageError(STAGE, "xml_entities", "the document declares XML entities; refused")
     if max_elements is not None:
         elements = len(_ELEMENT_START.findall(visible))
         if elements > max_elements:
-            raise FeedError(
-                "too_complex", f"{elements} XML elements exceed the limit of {max_elements}"
+            raise StageError(
+                STAGE, "too_complex", f"{elements} XML elements exceed the limit of {max_elements}"
             )
 
 
@@ -328,7 +319,7 @@ def parse_xml_feed(
     and a bozo error is refused.
 
     Raises:
-        FeedError: reason ``xml_entities``, ``too_complex`` (more than ``MAX_FEED_ELEMENTS``
+        StageError: reason ``xml_entities``, ``too_complex`` (more than ``MAX_FEED_ELEMENTS``
             elements) or ``bad_feed``.
     """
     _check_markup(_outside_comments_and_cdata(_as_utf8(content)), MAX_FEED_ELEMENTS)
@@ -339,7 +330,7 @@ def parse_xml_feed(
     parsed = feedparser.parse(io.BytesIO(content), response_headers=headers)
     bozo = repr(parsed.get("bozo_exception")) if parsed.get("bozo") else None
     if not parsed.entries and (bozo or not parsed.get("version")):
-        raise FeedError("bad_feed", bozo or "not a feed: no version and no entries")
+        raise StageError(STAGE, "bad_feed", bozo or "not a feed: no version and no entries")
     feed = parsed.get("feed", {})
     language = (source.language if source else None) or feed.get("language")
     entries = []
@@ -393,17 +384,17 @@ def parse_json_feed(content: bytes, feed_ref: str, source: FeedSource | None = N
     """Entries of a JSON Feed (version 1 or 1.1), which feedparser does not read.
 
     Raises:
-        FeedError: reason ``bad_feed``.
+        StageError: reason ``bad_feed``.
     """
     try:
         data = json.loads(content.decode("utf-8-sig", "replace"))
     except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested 100,000 deep
-        raise FeedError("bad_feed", f"invalid JSON: {exc}") from exc
+        raise StageError(STAGE, "bad_feed", f"invalid JSON: {exc}") from exc
     if not isinstance(data, dict) or not JSON_FEED_VERSION.match(str(data.get("version", ""))):
-        raise FeedError("bad_feed", "not a JSON Feed (no jsonfeed.org version)")
+        raise StageError(STAGE, "bad_feed", "not a JSON Feed (no jsonfeed.org version)")
     items = data.get("items")
     if not isinstance(items, list):
-        raise FeedError("bad_feed", "JSON Feed without an items list")
+        raise StageError(STAGE, "bad_feed", "JSON Feed without an items list")
     base = data.get("home_page_url") if isinstance(data.get("home_page_url"), str) else feed_ref
     language = (source.language if source else None) or data.get("language")
     feed_authors = data.get("authors") or ([data["author"]] if data.get("author") else [])
@@ -451,7 +442,7 @@ def parse_feed(
     """Parse any supported feed: JSON Feed when the body is a JSON object, else XML.
 
     Raises:
-        FeedError: the feed is refused or unusable; ``reason`` says why.
+        StageError: the feed is refused or unusable; ``reason`` says why.
     """
     if content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         return parse_json_feed(content, feed_ref, source)
@@ -559,7 +550,7 @@ def poll_feed(
 
     Raises:
         FetchError: the fetch failed or was refused.
-        FeedError: the feed is unusable.
+        StageError: the feed is unusable.
         OSError, ValueError: a local feed file cannot be read.
     """
     if not source.is_remote:
@@ -586,17 +577,15 @@ def poll_feed(
 
 
 def feed_dead_letter(
-    source: FeedSource, stage: str, reason: str, message: str, error_type: str
+    source: FeedSource, stage: str, reason: str, message: str | None, error_type: str
 ) -> DeadLetter:
     """The dead letter of a feed that could not be polled or parsed at ``stage``."""
-    return DeadLetter(
-        source_ref=source.url,
-        stage=stage,
-        reason=reason,
-        error_type=error_type,
-        error_message=message[:2000],
+    return dead_letter(
+        StageError(stage, reason, message),
+        source.url,
         source_kind=SOURCE_FEED,
         url=source.url if source.is_remote else None,
+        error_type=error_type,
     )
 
 
@@ -620,7 +609,7 @@ class _PollHostFeeds(FetcherDoFn):
         for source in sorted(set(sources), key=lambda s: s.url):
             try:
                 status, parsed = poll_feed(self.fetcher, source, self.max_bytes, self.state_dir)
-            except (FetchError, FeedError) as exc:
+            except (FetchError, StageError) as exc:
                 yield feed_dead_letter(source, STAGE, exc.reason, exc.message, type(exc).__name__)
                 continue
             except (OSError, ValueError, EOFError) as exc:

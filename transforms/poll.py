@@ -34,7 +34,6 @@ from news_ingest.transforms import atomic
 from news_ingest.transforms.feeds import (
     FEED_ACCEPT,
     FeedEntry,
-    FeedError,
     FeedSource,
     feed_dead_letter,
     parse_feed,
@@ -43,6 +42,7 @@ from news_ingest.transforms.fetch import FetcherDoFn, PageRequest
 from news_ingest.transforms.landing import LandingRule, is_ready, is_temp_name
 from news_ingest.transforms.schema import SOURCE_FEED, UTC, DeadLetter
 from news_ingest.transforms.sources import kind_of, read_capped
+from news_ingest.transforms.stage import StageError
 from news_ingest.transforms.web.http import Fetcher, FetchError, FetchPolicy
 from news_ingest.transforms.web.urls import canonicalize_url
 
@@ -98,7 +98,7 @@ def poll_once(
             )
             return PollResult(NOT_MODIFIED, kept)
         parsed = parse_feed(result.content, result.final_url, result.content_type, source)
-    except (FetchError, FeedError) as exc:
+    except (FetchError, StageError) as exc:
         dead = feed_dead_letter(source, STAGE, exc.reason, exc.message, type(exc).__name__)
         return PollResult(FAILED, dataclasses.replace(state, polled_at=now), dead=dead)
     except Exception as exc:  # noqa: BLE001 - a bug on one feed's bytes must not stop a stream

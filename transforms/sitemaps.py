@@ -33,7 +33,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from lxml import etree
-from news_ingest.transforms.feeds import FeedError, refuse_entity_declarations
+from news_ingest.transforms.feeds import refuse_entity_declarations
 from news_ingest.transforms.fetch import (  # the one import of the HTTP client in this module
     Fetcher,
     FetcherDoFn,
@@ -43,7 +43,7 @@ from news_ingest.transforms.fetch import (  # the one import of the HTTP client 
     host_key,
 )
 from news_ingest.transforms.schema import UTC, DeadLetter
-from news_ingest.transforms.stage import ApplyStage
+from news_ingest.transforms.stage import ApplyStage, StageError, dead_letter
 
 STAGE = "sitemaps"
 
@@ -60,15 +60,6 @@ DEFAULT_MAX_URLS = 50_000
 INDEX = "sitemapindex"
 URLSET = "urlset"
 TEXT = "text"
-
-
-class SitemapError(ValueError):
-    """A sitemap that cannot be used; ``reason`` is the dead-letter reason code."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +97,7 @@ def gunzip_capped(content: bytes, max_bytes: int, ref: str) -> bytes:
     as ``.xml.gz`` without a Content-Encoding), never inflating past ``max_bytes``.
 
     Raises:
-        SitemapError: reason ``too_large`` or ``bad_encoding``.
+        StageError: reason ``too_large`` or ``bad_encoding``.
     """
     if not content.startswith(b"\x1f\x8b"):
         return content
@@ -114,11 +105,11 @@ def gunzip_capped(content: bytes, max_bytes: int, ref: str) -> bytes:
     try:
         out = decomp.decompress(content, max_bytes + 1)
     except zlib.error as exc:
-        raise SitemapError("bad_encoding", f"{ref}: cannot gunzip: {exc}") from exc
+        raise StageError(STAGE, "bad_encoding", f"{ref}: cannot gunzip: {exc}") from exc
     if len(out) > max_bytes or decomp.unconsumed_tail:
-        raise SitemapError("too_large", f"{ref}: gunzipped sitemap exceeds {max_bytes} bytes")
+        raise StageError(STAGE, "too_large", f"{ref}: gunzipped sitemap exceeds {max_bytes} bytes")
     if not decomp.eof:
-        raise SitemapError("bad_encoding", f"{ref}: truncated gzip stream")
+        raise StageError(STAGE, "bad_encoding", f"{ref}: truncated gzip stream")
     return out
 
 
@@ -127,7 +118,7 @@ def read_file_capped(path: str, max_bytes: int) -> bytes:
     (``gs://``, ``s3://``), refusing more than ``max_bytes``.
 
     Raises:
-        SitemapError: reason ``too_large``.
+        StageError: reason ``too_large``.
         OSError: the file cannot be read.
     """
     from apache_beam.io.filesystem import CompressionTypes
@@ -137,7 +128,7 @@ def read_file_capped(path: str, max_bytes: int) -> bytes:
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise SitemapError("too_large", f"{path}: file exceeds {max_bytes} bytes")
+        raise StageError(STAGE, "too_large", f"{path}: file exceeds {max_bytes} bytes")
     return data
 
 
@@ -147,7 +138,7 @@ def read_sitemap(fetcher: Fetcher | None, ref: str, max_bytes: int) -> tuple[byt
 
     Raises:
         FetchError: the fetch failed or was refused.
-        SitemapError: too large or badly gzip'd.
+        StageError: too large or badly gzip'd.
         OSError: a file cannot be read.
     """
     if SitemapSource(ref).is_remote:
@@ -248,13 +239,13 @@ def parse_xml_sitemap(content: bytes, ref: str) -> ParsedSitemap:
     Namespaces are matched by local name: many sitemaps get the namespace URI wrong.
 
     Raises:
-        SitemapError: reason ``xml_entities`` (entity declarations), ``bad_sitemap``
+        StageError: reason ``xml_entities`` (entity declarations), ``bad_sitemap``
             (ill-formed XML) or ``not_a_sitemap`` (another root element).
     """
     try:
         refuse_entity_declarations(content)
-    except FeedError as exc:
-        raise SitemapError(exc.reason, f"{ref}: {exc.message}") from exc
+    except StageError as exc:  # the feeds stage's check; the refusal is this stage's
+        raise StageError(STAGE, exc.reason, f"{ref}: {exc.message}") from exc
     kind: str | None = None
     sitemaps: list[str] = []
     entries: list[SitemapEntry] = []
@@ -265,7 +256,7 @@ def parse_xml_sitemap(content: bytes, ref: str) -> ParsedSitemap:
             name = _local(el.tag)
             if kind is None:
                 if name not in (INDEX, URLSET):
-                    raise SitemapError("not_a_sitemap", f"{ref}: root element <{name}>")
+                    raise StageError(STAGE, "not_a_sitemap", f"{ref}: root element <{name}>")
                 kind = name
                 continue
             if event != "end":
@@ -281,9 +272,9 @@ def parse_xml_sitemap(content: bytes, ref: str) -> ParsedSitemap:
                     entries.append(entry)
                 el.clear()
     except etree.XMLSyntaxError as exc:
-        raise SitemapError("bad_sitemap", f"{ref}: {exc}") from exc
+        raise StageError(STAGE, "bad_sitemap", f"{ref}: {exc}") from exc
     if kind is None:
-        raise SitemapError("bad_sitemap", f"{ref}: empty document")
+        raise StageError(STAGE, "bad_sitemap", f"{ref}: empty document")
     return ParsedSitemap(kind, tuple(sitemaps), tuple(entries))
 
 
@@ -302,7 +293,7 @@ def parse_sitemap(content: bytes, ref: str) -> ParsedSitemap:
     """Parse a sitemap index, an XML or news sitemap, or a text sitemap (by its first byte).
 
     Raises:
-        SitemapError: the sitemap is refused or unusable; ``reason`` says why.
+        StageError: the sitemap is refused or unusable; ``reason`` says why.
     """
     head = content.lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"<") or content.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -313,17 +304,10 @@ def parse_sitemap(content: bytes, ref: str) -> ParsedSitemap:
 # --- Expanding a source -------------------------------------------------------------------
 
 
-def sitemap_dead(ref: str, reason: str, message: str, error_type: str | None) -> DeadLetter:
+def sitemap_dead(ref: str, error: StageError, error_type: str | None) -> DeadLetter:
     """The dead letter of a sitemap that could not be read or parsed."""
-    return DeadLetter(
-        source_ref=ref,
-        stage=STAGE,
-        reason=reason,
-        error_type=error_type,
-        error_message=message[:2000],
-        source_kind=SOURCE_SITEMAP,
-        url=ref if SitemapSource(ref).is_remote else None,
-    )
+    url = ref if SitemapSource(ref).is_remote else None
+    return dead_letter(error, ref, source_kind=SOURCE_SITEMAP, url=url, error_type=error_type)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,11 +353,14 @@ def expand_sitemap(
         try:
             content, base = read_sitemap(fetcher, ref, limits.max_bytes)
             parsed = parse_sitemap(content, base)
-        except (FetchError, SitemapError) as exc:
-            yield sitemap_dead(ref, exc.reason, exc.message, type(exc).__name__)
+        except StageError as exc:
+            yield sitemap_dead(ref, exc, type(exc).__name__)
+            continue
+        except FetchError as exc:
+            yield sitemap_dead(ref, StageError(STAGE, exc.reason, exc.message), "FetchError")
             continue
         except OSError as exc:
-            yield sitemap_dead(ref, "unreadable", str(exc), type(exc).__name__)
+            yield sitemap_dead(ref, StageError(STAGE, "unreadable", str(exc)), type(exc).__name__)
             continue
         Metrics.counter(STAGE, parsed.kind).inc()
         for child in parsed.sitemaps:
@@ -381,7 +368,8 @@ def expand_sitemap(
                 continue
             seen_sitemaps.add(child)
             if depth + 1 > limits.max_depth:
-                yield sitemap_dead(child, "too_deep", f"deeper than {limits.max_depth}", None)
+                too_deep = StageError(STAGE, "too_deep", f"deeper than {limits.max_depth}")
+                yield sitemap_dead(child, too_deep, None)
             else:
                 queue.append((child, depth + 1))
         for entry in parsed.entries:
@@ -422,7 +410,7 @@ def load_url_list(path: str, max_bytes: int) -> list[PageRequest]:
     """
     try:
         data = gunzip_capped(read_file_capped(path, max_bytes), max_bytes, path)
-    except (OSError, SitemapError) as exc:
+    except (OSError, StageError) as exc:
         raise ValueError(f"URL list {path}: {exc}") from exc
     return [
         PageRequest(url=url, source_ref=url, source_kind=SOURCE_URL_LIST)

@@ -29,7 +29,7 @@ from news_ingest.transforms.schema import (
     DeadLetter,
     RawDocument,
 )
-from news_ingest.transforms.stage import ApplyStage, dead_letter
+from news_ingest.transforms.stage import ApplyStage, StageError, dead_letter
 
 STAGE = "read"
 
@@ -167,7 +167,7 @@ def read_capped(path: str, max_bytes: int) -> bytes:
 
 
 def _warc_dead(ref: str, url: str | None, reason: str, message: str) -> DeadLetter:
-    return dead_letter(STAGE, reason, ref, source_kind=SOURCE_WARC, url=url, message=message)
+    return dead_letter(StageError(STAGE, reason, message), ref, source_kind=SOURCE_WARC, url=url)
 
 
 WARC_HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -257,12 +257,10 @@ def read_path(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocu
     except (OSError, ValueError, EOFError, zlib.error) as exc:  # zlib: a plain file named .gz
         reason = "too_large" if "exceeds" in str(exc) else "unreadable"
         yield dead_letter(
-            STAGE,
-            reason,
+            StageError(STAGE, reason, f"{type(exc).__name__}: {exc}"),
             path,
             source_kind=kind,
             error_type=type(exc).__name__,
-            message=f"{type(exc).__name__}: {exc}",
         )
         return
     yield RawDocument(source_ref=path, source_kind=kind, content=content)

@@ -33,25 +33,38 @@ def describe(element: Any) -> tuple[str, str | None, str | None, str | None]:
 MAX_MESSAGE = 2000
 
 
+class StageError(ValueError):
+    """Why a stage stops a record: the stage, the dead-letter reason code and a message.
+
+    A stage's pure functions raise it for input they refuse (a feed that is not a feed, a
+    sitemap too large); the stage catches it and hands it to ``dead_letter`` as the row's why.
+    """
+
+    def __init__(self, stage: str, reason: str, message: str | None = None):
+        super().__init__(f"{reason}: {message}" if message is not None else reason)
+        self.stage = stage
+        self.reason = reason
+        self.message = message
+
+
 def dead_letter(
-    stage: str,
-    reason: str,
+    error: StageError,
     source_ref: str,
     *,
     source_kind: str | None = None,
     url: str | None = None,
     error_type: str | None = None,
-    message: str | None = None,
     excerpt: str | None = None,
 ) -> DeadLetter:
-    """The one way a ``DeadLetter`` is built: every stage's rows look alike (the message is
-    capped at ``MAX_MESSAGE`` characters)."""
+    """The one way a ``DeadLetter`` is built: every stage's rows look alike. ``error`` gives
+    the stage, the reason and the message (capped at ``MAX_MESSAGE`` characters)."""
+    message = error.message
     return DeadLetter(
         source_ref=source_ref,
         source_kind=source_kind,
         url=url,
-        stage=stage,
-        reason=reason,
+        stage=error.stage,
+        reason=error.reason,
         error_type=error_type,
         error_message=message[:MAX_MESSAGE] if message is not None else None,
         excerpt=excerpt,
@@ -68,13 +81,11 @@ def rejection(
     """An expected rejection (not an exception) of ``element`` at ``stage``."""
     source_ref, kind, url, excerpt = describe(element)
     return dead_letter(
-        stage,
-        reason,
+        StageError(stage, reason, message),
         source_ref,
         source_kind=kind,
         url=url,
         error_type=error_type,
-        message=message,
         excerpt=excerpt,
     )
 
@@ -86,13 +97,11 @@ def failure(stage: str, bad: tuple[Any, tuple[Any, Any, Any]]) -> DeadLetter:
     type_name = getattr(exc_type, "__name__", str(exc_type))
     reason = "timeout" if type_name == "TimeoutError" else "exception"
     return dead_letter(
-        stage,
-        reason,
+        StageError(stage, reason, str(exc_repr)),
         source_ref,
         source_kind=kind,
         url=url,
         error_type=type_name,
-        message=str(exc_repr),
         excerpt=excerpt,
     )
 

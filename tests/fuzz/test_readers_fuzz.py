@@ -17,9 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from news_ingest.transforms.extract import decode_text, extract
-from news_ingest.transforms.feeds import FeedError, parse_feed
+from news_ingest.transforms.feeds import parse_feed
 from news_ingest.transforms.schema import SOURCE_HTML, SOURCE_TEXT, Article, DeadLetter, RawDocument
 from news_ingest.transforms.sources import read_path
+from news_ingest.transforms.stage import StageError
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -29,7 +30,7 @@ def warm_up() -> None:
     """First calls import trafilatura and feedparser (seconds): not the first example's."""
     html = b"<html><body><article><p>Warm up.</p></article></body></html>"
     extract(RawDocument(source_ref="warm.html", source_kind=SOURCE_HTML, content=html))
-    with contextlib.suppress(FeedError):
+    with contextlib.suppress(StageError):
         parse_feed(b"<rss/>", "warm.rss")
 
 
@@ -162,7 +163,7 @@ def feed_documents(draw) -> bytes:
 def test_parsing_any_feed_gives_entries_or_a_feed_error(content):
     try:
         parsed = parse_feed(content, "fuzz.rss")
-    except FeedError as exc:
+    except StageError as exc:
         assert exc.reason
         return
     for entry in parsed.entries:

@@ -22,7 +22,6 @@ from news_ingest.transforms.feeds import (
     NOT_MODIFIED,
     PARSED,
     EntriesToWork,
-    FeedError,
     FeedSource,
     PollFeeds,
     entry_authors,
@@ -34,6 +33,7 @@ from news_ingest.transforms.feeds import (
     poll_feed,
     refuse_entity_declarations,
 )
+from news_ingest.transforms.stage import StageError
 from news_ingest.transforms.web.http import Fetcher, FetchError, FetchPolicy
 
 from tests.localhttp import LocalServer, Reply, serving
@@ -238,9 +238,9 @@ def test_bozo_feeds_still_give_their_entries():
     [b"", b"just some text", b"<html><body>not a feed</body></html>", b"\x00\xff\xfe garbage"],
 )
 def test_non_feeds_are_refused(content):
-    with pytest.raises(FeedError) as info:
+    with pytest.raises(StageError) as info:
         parse_feed(content, BASE)
-    assert info.value.reason == "bad_feed"
+    assert (info.value.stage, info.value.reason) == ("feeds", "bad_feed")
 
 
 @pytest.mark.parametrize(
@@ -252,22 +252,22 @@ def test_non_feeds_are_refused(content):
     ],
 )
 def test_bad_json_feeds_are_refused(content):
-    with pytest.raises(FeedError) as info:
+    with pytest.raises(StageError) as info:
         parse_feed(content, BASE)
     assert info.value.reason == "bad_feed"
 
 
 def test_entity_declarations_are_refused_before_parsing():
-    with pytest.raises(FeedError) as info:
+    with pytest.raises(StageError) as info:
         parse_feed(BILLION_LAUGHS, BASE)
     assert info.value.reason == "xml_entities"
     utf16 = BILLION_LAUGHS.decode().replace('version="1.0"?', 'version="1.0" encoding="utf-16"?')
-    with pytest.raises(FeedError):
+    with pytest.raises(StageError):
         refuse_entity_declarations(utf16.encode("utf-16"))
     external = (
         b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'
     )
-    with pytest.raises(FeedError):
+    with pytest.raises(StageError):
         refuse_entity_declarations(external)
     # A DOCTYPE without entities (RSS 0.91) and the text "<!ENTITY" inside content are fine.
     refuse_entity_declarations(RSS091)
@@ -463,7 +463,7 @@ def test_entries_without_links_or_content_are_dead_letters():
 def test_any_bytes_parse_or_raise_feed_error(content):
     try:
         parsed = parse_feed(content, BASE)
-    except FeedError as exc:
+    except StageError as exc:
         assert exc.reason in ("bad_feed", "xml_entities")
     else:
         assert all(e.link is None or e.link.startswith("http") for e in parsed.entries)
@@ -505,7 +505,7 @@ _BODY = BILLION_LAUGHS[BILLION_LAUGHS.index(b"<rss") :]
     ],
 )
 def test_hidden_entity_declarations_are_refused(content):
-    with pytest.raises(FeedError) as info:
+    with pytest.raises(StageError) as info:
         parse_feed(content, BASE)
     assert info.value.reason == "xml_entities"
 
@@ -551,6 +551,34 @@ def test_one_failing_feed_is_its_own_dead_letter_and_its_host_goes_on(server, mo
         )
 
 
+def test_a_refused_feed_file_is_a_dead_letter_of_its_stage_error(tmp_path):
+    bad = tmp_path / "laughs.xml"
+    bad.write_bytes(BILLION_LAUGHS)
+    with test_pipeline.TestPipeline() as p:
+        found, dead = p | beam.Create([FeedSource(url=str(bad))]) | PollFeeds(policy(), 100_000)
+        assert_that(found, equal_to([]), label="NoEntries")
+        assert_that(
+            dead
+            | "Dead"
+            >> beam.Map(
+                lambda d: (d.stage, d.reason, d.source_ref, d.url, d.error_type, d.error_message)
+            ),
+            equal_to(
+                [
+                    (
+                        "feeds",
+                        "xml_entities",
+                        str(bad),
+                        None,
+                        "StageError",
+                        "the document declares XML entities; refused",
+                    )
+                ]
+            ),
+            label="DeadFeed",
+        )
+
+
 def test_a_down_feed_server_is_a_feed_dead_letter_with_what_happened():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -580,7 +608,7 @@ def test_a_gzip_bomb_feed_is_refused(server: LocalServer):
 def test_json_nested_past_the_recursion_limit_is_a_bad_feed():
     deep = b'{"version": "https://jsonfeed.org/version/1.1", "items": ' + b"[" * 100_000
     deep += b"]" * 100_000 + b"}"
-    with pytest.raises(FeedError) as info:
+    with pytest.raises(StageError) as info:
         parse_feed(deep, BASE)
     assert info.value.reason == "bad_feed"
 
@@ -589,7 +617,7 @@ def test_a_feed_of_countless_tags_is_refused_before_feedparser_spends_minutes_on
     item = b"<item><title>x</title><link>http://e.example/a</link></item>"
     head = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
     flood = head + item + b"<a/>" * 250_000 + b"</channel></rss>"
-    with pytest.raises(FeedError) as info:
+    with pytest.raises(StageError) as info:
         parse_feed(flood, BASE)
     assert info.value.reason == "too_complex"
     # Tags inside CDATA are text, not elements; 1,000 entries are far from the limit.

@@ -21,7 +21,6 @@ from news_ingest.transforms.sitemaps import (
     URLSET,
     ExpandSitemaps,
     SitemapEntry,
-    SitemapError,
     SitemapLimits,
     SitemapSource,
     entry_request,
@@ -31,6 +30,7 @@ from news_ingest.transforms.sitemaps import (
     parse_url_list,
     w3c_datetime,
 )
+from news_ingest.transforms.stage import StageError
 
 from tests.localhttp import Reply, serving
 
@@ -111,17 +111,53 @@ def test_index_and_text_sitemaps() -> None:
     ],
 )
 def test_refused_sitemaps(content: bytes, reason: str) -> None:
-    with pytest.raises(SitemapError) as err:
+    with pytest.raises(StageError) as err:
         parse_sitemap(content, "https://a.example/s.xml")
-    assert err.value.reason == reason
+    # the entity check is the feeds stage's, its refusal here this stage's
+    assert (err.value.stage, err.value.reason) == (STAGE, reason)
+    assert err.value.message.startswith("https://a.example/s.xml: ")
+
+
+def test_a_refused_sitemap_file_is_a_dead_letter_of_its_stage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "laughs.xml"
+    bad.write_bytes(b'<?xml version="1.0"?><!DOCTYPE u [<!ENTITY x "y">]><urlset/>')
+    deep = tmp_path / "index.xml"
+    deep.write_bytes(
+        b"<sitemapindex><sitemap><loc>https://a.example/s.xml</loc></sitemap></sitemapindex>"
+    )
+    out = list(expand_sitemap(None, SitemapSource(str(bad)), SitemapLimits()))
+    out += list(expand_sitemap(None, SitemapSource(str(deep)), SitemapLimits(max_depth=0)))
+    assert [
+        (d.stage, d.reason, d.source_ref, d.source_kind, d.url, d.error_type, d.error_message)
+        for d in out
+    ] == [
+        (
+            STAGE,
+            "xml_entities",
+            str(bad),
+            "sitemap",
+            None,
+            "StageError",
+            f"{bad}: the document declares XML entities; refused",
+        ),
+        (
+            STAGE,
+            "too_deep",
+            "https://a.example/s.xml",
+            "sitemap",
+            "https://a.example/s.xml",
+            None,
+            "deeper than 0",
+        ),
+    ]
 
 
 def test_gunzip_is_capped() -> None:
     assert gunzip_capped(gzip.compress(b"<urlset/>"), 100, "x") == b"<urlset/>"
     assert gunzip_capped(b"<urlset/>", 100, "x") == b"<urlset/>"
-    with pytest.raises(SitemapError, match="too_large"):
+    with pytest.raises(StageError, match="too_large"):
         gunzip_capped(gzip.compress(b" " * 10_000), 1000, "x")
-    with pytest.raises(SitemapError, match="bad_encoding"):
+    with pytest.raises(StageError, match="bad_encoding"):
         gunzip_capped(gzip.compress(b" " * 10_000)[:40], 100_000, "x")
 
 
@@ -146,10 +182,10 @@ def test_url_list_lines() -> None:
 
 
 @given(st.binary(max_size=2000))
-def test_parse_never_raises_anything_but_sitemap_error(content: bytes) -> None:
+def test_parse_never_raises_anything_but_a_stage_error(content: bytes) -> None:
     try:
         parsed = parse_sitemap(content, "https://a.example/s.xml")
-    except SitemapError as exc:
+    except StageError as exc:
         assert exc.reason in {"xml_entities", "bad_sitemap", "not_a_sitemap"}
         return
     assert all(e.loc.startswith(("http://", "https://")) for e in parsed.entries)

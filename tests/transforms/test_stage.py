@@ -10,7 +10,15 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from news_ingest.transforms.schema import Article
-from news_ingest.transforms.stage import ApplyStage, describe, failure, rejection
+from news_ingest.transforms.stage import (
+    MAX_MESSAGE,
+    ApplyStage,
+    StageError,
+    dead_letter,
+    describe,
+    failure,
+    rejection,
+)
 
 
 class _Judge(beam.DoFn):
@@ -80,3 +88,22 @@ def test_failure_keeps_source_and_message():
     assert (dead.source_ref, dead.error_type, dead.reason) == ("ref", "ValueError", "exception")
     assert "bad" in dead.error_message
     assert describe("plain/path.txt")[0] == "plain/path.txt"
+
+
+def test_a_stage_error_is_the_why_of_its_dead_letter():
+    try:
+        raise StageError("feeds", "bad_feed", "x" * (MAX_MESSAGE + 10))
+    except ValueError as exc:  # a ValueError: callers that catch those keep catching it
+        assert isinstance(exc, StageError)
+        assert str(exc).startswith("bad_feed: xxx")
+        dead = dead_letter(exc, "feed.xml", source_kind="feed", error_type=type(exc).__name__)
+    assert (dead.stage, dead.reason, dead.source_ref, dead.source_kind, dead.error_type) == (
+        "feeds",
+        "bad_feed",
+        "feed.xml",
+        "feed",
+        "StageError",
+    )
+    assert dead.error_message == "x" * MAX_MESSAGE
+    assert (str(StageError("s", "why")), StageError("s", "why").message) == ("why", None)
+    assert rejection(_a("ref", ""), "judge", "empty_text").error_message is None
