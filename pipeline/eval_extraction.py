@@ -337,18 +337,12 @@ def _init_worker(cfg: Config) -> None:
     """Build the stage settings once per worker process."""
     import logging
 
-    from news_ingest.pipeline.graph import extract_options, rule_packs
-    from news_ingest.transforms.clean import RuleSet
-    from news_ingest.transforms.normalize import load_language_identifier
+    from news_ingest.pipeline.graph import core
 
     logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
     logging.getLogger("htmldate").setLevel(logging.CRITICAL)
-    _WORKER.update(
-        cfg=cfg,
-        options=extract_options(cfg),
-        rules=RuleSet(*rule_packs(cfg), min_repeat_words=cfg.clean.min_repeat_words),
-        identifier=load_language_identifier(),
-    )
+    # The core a run of this config builds: the eval scores what the pipeline does.
+    _WORKER.update(cfg=cfg, steps=core(cfg).steps())
 
 
 def _html_lang(content: bytes) -> str | None:
@@ -367,11 +361,9 @@ def _html_lang(content: bytes) -> str | None:
 
 
 def _pipeline(path: str, url: str | None) -> tuple[Any, str | None]:
-    """(Article or None, rejection reason) of one page through read, extract, clean, normalize:
-    the stage functions of a run."""
-    from news_ingest.transforms.clean import clean_article
-    from news_ingest.transforms.extract import extract
-    from news_ingest.transforms.normalize import normalize_article
+    """(Article or None, rejection reason) of one page read as a run reads it, then through
+    the core of a run (``transforms.core.to_article``)."""
+    from news_ingest.transforms.core import to_article
     from news_ingest.transforms.schema import Article
     from news_ingest.transforms.sources import read_path
 
@@ -379,12 +371,9 @@ def _pipeline(path: str, url: str | None) -> tuple[Any, str | None]:
     for item in read_path(path, cfg.read.max_bytes):
         if not hasattr(item, "content"):
             return None, getattr(item, "reason", "unreadable")
-        raw = dataclasses.replace(item, url=url or None)
-        article = extract(raw, _WORKER["options"])
+        article = to_article(dataclasses.replace(item, url=url or None), _WORKER["steps"])
         if isinstance(article, Article):
-            article = clean_article(article, _WORKER["rules"], cfg.clean.min_words)
-        if isinstance(article, Article):
-            return normalize_article(article, _WORKER["identifier"], cfg.normalize), None
+            return article, None
         return None, article.reason
     return None, "no_document"
 
@@ -428,7 +417,7 @@ def run_page(task: tuple[str, str, str, str, str, bool]) -> PageResult:
             seconds[name] = time.process_time() - started
     text_lang = None
     if article is not None:
-        text_lang = identify_language(article.text, _WORKER["identifier"])
+        text_lang = identify_language(article.text, _WORKER["steps"].identifier)
     return PageResult(
         set_name=set_name,
         key=key,
