@@ -661,14 +661,12 @@ class PollFeeds(beam.PTransform):
 
 def _entry_dead(entry: FeedEntry, reason: str, message: str) -> DeadLetter:
     guid = entry.hint("guid")
-    return DeadLetter(
-        source_ref=f"{entry.feed_ref}#{guid}" if guid else entry.feed_ref,
-        stage=STAGE,
-        reason=reason,
-        error_message=message,
-        excerpt=entry.hint("title"),
+    return dead_letter(
+        StageError(STAGE, reason, message),
+        f"{entry.feed_ref}#{guid}" if guid else entry.feed_ref,
         source_kind=SOURCE_FEED,
         url=entry.link,
+        excerpt=entry.hint("title"),
     )
 
 

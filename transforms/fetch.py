@@ -16,7 +16,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from news_ingest.transforms.schema import DeadLetter, RawDocument
-from news_ingest.transforms.stage import ApplyStage, failure
+from news_ingest.transforms.stage import ApplyStage, StageError, dead_letter, failure
 from news_ingest.transforms.web.charsets import to_utf8
 from news_ingest.transforms.web.http import Fetcher, FetchError, FetchPolicy, FetchResult
 from news_ingest.transforms.web.urls import canonicalize_url, host_key
@@ -39,14 +39,13 @@ class PageRequest:
 def page_dead(
     request: PageRequest, reason: str, message: str, error_type: str | None
 ) -> DeadLetter:
-    return DeadLetter(
-        source_ref=request.source_ref,
-        stage=STAGE,
-        reason=reason,
-        error_type=error_type,
-        error_message=message[:2000],
+    """The dead letter of a page request that did not become a document."""
+    return dead_letter(
+        StageError(STAGE, reason, message),
+        request.source_ref,
         source_kind=request.source_kind,
         url=request.url,
+        error_type=error_type,
     )
 
 

@@ -438,8 +438,17 @@ def test_entries_without_links_or_content_are_dead_letters():
     with test_pipeline.TestPipeline() as p:
         pages, dead = p | "Fetch" >> beam.Create(parsed.entries) | "W1" >> EntriesToWork(True)
         assert_that(
-            dead | "R1" >> beam.Map(lambda d: d.reason),
-            equal_to(["no_link", "no_link"]),
+            dead
+            | "R1"
+            >> beam.Map(
+                lambda d: (d.source_ref, d.stage, d.reason, d.excerpt, d.source_kind, d.url)
+            ),
+            equal_to(
+                [
+                    (f"{BASE}#j2", "feeds", "no_link", None, "feed", None),
+                    (BASE, "feeds", "no_link", None, "feed", None),  # no guid either
+                ]
+            ),
             label="NoLink",
         )
         docs, dead2 = p | "Own" >> beam.Create(parsed.entries) | "W2" >> EntriesToWork(False)

@@ -881,6 +881,55 @@ def test_one_failing_page_is_its_own_dead_letter_and_its_host_goes_on(server, mo
         )
 
 
+def test_a_page_that_is_not_html_or_not_found_is_its_requests_dead_letter(server):
+    server.routes["/img"] = Reply(body=b"\x89PNG", headers={"Content-Type": "image/png"})
+    requests = [
+        PageRequest(server.url("/img"), "entry-img", "feed"),
+        PageRequest(server.url("/gone"), "entry-gone", "sitemap"),
+    ]
+    with test_pipeline.TestPipeline() as p:
+        docs, dead = p | beam.Create(requests) | FetchPages(policy(respect_robots=False))
+        assert_that(docs, equal_to([]), label="NoDocuments")
+        assert_that(
+            dead
+            | "Dead"
+            >> beam.Map(
+                lambda d: (
+                    d.source_ref,
+                    d.source_kind,
+                    d.url,
+                    d.stage,
+                    d.reason,
+                    d.error_type,
+                    d.error_message,
+                )
+            ),
+            equal_to(
+                [
+                    (
+                        "entry-img",
+                        "feed",
+                        server.url("/img"),
+                        "fetch",
+                        "not_html",
+                        None,
+                        "content-type image/png",
+                    ),
+                    (
+                        "entry-gone",
+                        "sitemap",
+                        server.url("/gone"),
+                        "fetch",
+                        "http_404",
+                        "FetchError",
+                        "HTTP status 404",
+                    ),
+                ]
+            ),
+            label="DeadLetters",
+        )
+
+
 def test_a_page_whose_label_once_raised_is_a_document_and_spares_its_host(server):
     # charset=base64 made the charset ladder raise LookupError: the whole host's group became
     # one dead letter whose source_ref was the repr of the group.
