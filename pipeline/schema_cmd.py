@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -33,21 +33,57 @@ def _is_list(type_: pa.DataType) -> bool:
     return pa.types.is_list(type_) or pa.types.is_large_list(type_)
 
 
+def _is_string(type_: pa.DataType) -> bool:
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
+
+
+def _is_tz_timestamp(type_: pa.DataType) -> bool:
+    return pa.types.is_timestamp(type_) and bool(type_.tz)
+
+
+# The targets' names, as said in errors.
+BIGQUERY = "BigQuery"
+DUCKDB = "DuckDB"
+
+# Arrow type -> each target's column type, the first row whose test holds decides (None: the
+# target cannot hold it). BigQuery takes any integer or float width.
+TYPES: tuple[tuple[Callable[[pa.DataType], bool], dict[str, str | None]], ...] = (
+    (_is_string, {BIGQUERY: "STRING", DUCKDB: "VARCHAR"}),
+    (_is_tz_timestamp, {BIGQUERY: "TIMESTAMP", DUCKDB: "TIMESTAMPTZ"}),
+    (pa.types.is_timestamp, {BIGQUERY: "TIMESTAMP", DUCKDB: "TIMESTAMP"}),
+    (pa.types.is_int16, {BIGQUERY: "INTEGER", DUCKDB: "SMALLINT"}),
+    (pa.types.is_int32, {BIGQUERY: "INTEGER", DUCKDB: "INTEGER"}),
+    (pa.types.is_int64, {BIGQUERY: "INTEGER", DUCKDB: "BIGINT"}),
+    (pa.types.is_integer, {BIGQUERY: "INTEGER", DUCKDB: None}),
+    (pa.types.is_float64, {BIGQUERY: "FLOAT", DUCKDB: "DOUBLE"}),
+    (pa.types.is_floating, {BIGQUERY: "FLOAT", DUCKDB: None}),
+    (pa.types.is_boolean, {BIGQUERY: "BOOLEAN", DUCKDB: "BOOLEAN"}),
+    (pa.types.is_date32, {BIGQUERY: None, DUCKDB: "DATE"}),
+)
+# How a list column's type is written from its element's (None: a list is a column mode,
+# REPEATED in BigQuery, so a list of lists has no type there).
+LIST_TYPES: dict[str, str | None] = {BIGQUERY: None, DUCKDB: "{}[]"}
+
+
+def column_type(type_: pa.DataType, target: str, name: str) -> str:
+    """The ``target`` column type of Arrow type ``type_`` (of column ``name``, for errors).
+
+    Raises:
+        SchemaError: ``target`` cannot hold the type.
+    """
+    found: str | None = None
+    if _is_list(type_):
+        pattern = LIST_TYPES[target]
+        if pattern is not None:
+            found = pattern.format(column_type(type_.value_type, target, name))
+    else:
+        found = next((names[target] for test, names in TYPES if test(type_)), None)
+    if found is None:
+        raise SchemaError(f"{name}: no {target} type for {type_}")
+    return found
+
+
 # --- BigQuery -----------------------------------------------------------------------------
-
-
-def _bigquery_type(type_: pa.DataType, name: str) -> str:
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
-        return "STRING"
-    if pa.types.is_timestamp(type_):
-        return "TIMESTAMP"
-    if pa.types.is_integer(type_):
-        return "INTEGER"
-    if pa.types.is_floating(type_):
-        return "FLOAT"
-    if pa.types.is_boolean(type_):
-        return "BOOLEAN"
-    raise SchemaError(f"{name}: no BigQuery type for {type_}")
 
 
 def bigquery_schema(schema: pa.Schema) -> list[dict[str, str]]:
@@ -57,9 +93,9 @@ def bigquery_schema(schema: pa.Schema) -> list[dict[str, str]]:
     out = []
     for field in schema:
         if _is_list(field.type):
-            type_, mode = _bigquery_type(field.type.value_type, field.name), "REPEATED"
+            type_, mode = column_type(field.type.value_type, BIGQUERY, field.name), "REPEATED"
         else:
-            type_ = _bigquery_type(field.type, field.name)
+            type_ = column_type(field.type, BIGQUERY, field.name)
             mode = "NULLABLE" if field.nullable else "REQUIRED"
         out.append(
             {"name": field.name, "type": type_, "mode": mode, "description": description(field)}
@@ -68,28 +104,6 @@ def bigquery_schema(schema: pa.Schema) -> list[dict[str, str]]:
 
 
 # --- DuckDB -------------------------------------------------------------------------------
-
-
-def _duckdb_type(type_: pa.DataType, name: str) -> str:
-    if _is_list(type_):
-        return _duckdb_type(type_.value_type, name) + "[]"
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
-        return "VARCHAR"
-    if pa.types.is_timestamp(type_):
-        return "TIMESTAMPTZ" if type_.tz else "TIMESTAMP"
-    if pa.types.is_int16(type_):
-        return "SMALLINT"
-    if pa.types.is_int32(type_):
-        return "INTEGER"
-    if pa.types.is_int64(type_):
-        return "BIGINT"
-    if pa.types.is_float64(type_):
-        return "DOUBLE"
-    if pa.types.is_boolean(type_):
-        return "BOOLEAN"
-    if pa.types.is_date32(type_):
-        return "DATE"
-    raise SchemaError(f"{name}: no DuckDB type for {type_}")
 
 
 def quote_ident(name: str) -> str:
@@ -119,7 +133,7 @@ def duckdb_create(table: str, schema: pa.Schema, keys: Sequence[str]) -> str:
     """``CREATE TABLE IF NOT EXISTS`` for ``table``: the Arrow non-null fields ``NOT NULL``,
     ``keys`` the primary key."""
     cols = [
-        f"  {quote_ident(f.name)} {_duckdb_type(f.type, f.name)}"
+        f"  {quote_ident(f.name)} {column_type(f.type, DUCKDB, f.name)}"
         + ("" if f.nullable else " NOT NULL")
         for f in schema
     ]

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from news_ingest.pipeline import cli
+from news_ingest.pipeline import cli, schema_cmd
 from news_ingest.pipeline.load import KEYS
 from news_ingest.transforms.schema import TABLES
 
@@ -116,3 +116,48 @@ def test_readme_bigquery_section_uses_the_schema_and_list_inference(
     assert "--source_format=PARQUET" in load and "--parquet_enable_list_inference" in load
     assert re.search(r"enable_list_inference\s*=\s*TRUE", blocks["sql"])
     assert "format = 'PARQUET'" in blocks["sql"]
+
+
+@pytest.mark.parametrize(
+    ("arrow", "bigquery", "duck"),
+    [
+        (pa.string(), "STRING", "VARCHAR"),
+        (pa.large_string(), "STRING", "VARCHAR"),
+        (pa.timestamp("us", tz="UTC"), "TIMESTAMP", "TIMESTAMPTZ"),
+        (pa.timestamp("us"), "TIMESTAMP", "TIMESTAMP"),
+        (pa.int8(), "INTEGER", None),
+        (pa.int16(), "INTEGER", "SMALLINT"),
+        (pa.int32(), "INTEGER", "INTEGER"),
+        (pa.int64(), "INTEGER", "BIGINT"),
+        (pa.float32(), "FLOAT", None),
+        (pa.float64(), "FLOAT", "DOUBLE"),
+        (pa.bool_(), "BOOLEAN", "BOOLEAN"),
+        (pa.date32(), None, "DATE"),
+        (pa.binary(), None, None),
+        (pa.list_(pa.string()), "STRING", "VARCHAR[]"),  # BigQuery: mode REPEATED
+        (pa.large_list(pa.int16()), "INTEGER", "SMALLINT[]"),
+        (pa.list_(pa.list_(pa.string())), None, "VARCHAR[][]"),
+    ],
+)
+def test_each_arrow_type_has_one_row_for_both_targets(
+    arrow: pa.DataType, bigquery: str | None, duck: str | None
+) -> None:
+    schema = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("c", arrow)])
+    if bigquery is None:
+        with pytest.raises(schema_cmd.SchemaError, match=r"^c: no BigQuery type for "):
+            schema_cmd.bigquery_schema(schema)
+    else:
+        mode = "REPEATED" if pa.types.is_list(arrow) or pa.types.is_large_list(arrow) else None
+        assert schema_cmd.bigquery_schema(schema)[1]["type"] == bigquery
+        assert schema_cmd.bigquery_schema(schema)[1]["mode"] == (mode or "NULLABLE")
+    if duck is None:
+        with pytest.raises(schema_cmd.SchemaError, match=r"^c: no DuckDB type for "):
+            schema_cmd.duckdb_create("t", schema, ["id"])
+        return
+    ddl = schema_cmd.duckdb_create("t", schema, ["id"])
+    assert f'"c" {duck},' in ddl
+    with duckdb.connect() as con:
+        con.execute(ddl)  # DuckDB takes the type it is given
+        assert con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE table_name = 't'"
+        ).fetchone() == (2,)
