@@ -11,7 +11,31 @@ import sys
 from typing import Any
 
 from news_ingest.pipeline import __version__
-from news_ingest.pipeline.config import RUNNERS, ConfigError
+from news_ingest.pipeline.config import RUNNERS, Config, ConfigError
+
+# The flags the run, stream and replay commands share (others take some of them), each
+# defined once; a command may say in its own words what the flag means for it.
+SHARED_FLAGS: dict[str, dict[str, Any]] = {
+    "--output": {"metavar": "DIR", "help": "output root (default: output/)"},
+    "--config": {"metavar": "FILE", "help": "YAML file overlaying configs/default.yaml"},
+    "--run-id": {"metavar": "ID", "help": "run id carried by every file name"},
+}
+
+
+def _shared(cmd: argparse.ArgumentParser, flag: str, **override: Any) -> None:
+    """Add shared flag ``flag`` to ``cmd`` (in ``cmd``'s order of flags: its help lists them
+    so), with ``override`` for the command's own wording."""
+    cmd.add_argument(flag, **{**SHARED_FLAGS[flag], **override})
+
+
+def _load_config(args: argparse.Namespace, over: dict[str, Any]) -> Config:
+    """The config of a run, stream or replay: ``--config`` over the packaged defaults, then
+    the command's flags as ``over`` and ``--output``."""
+    from news_ingest.pipeline import config
+
+    if args.output:
+        over.setdefault("output", {})["path"] = args.output
+    return config.load(args.config, over)
 
 
 def _add_run(sub: Any) -> None:
@@ -35,13 +59,11 @@ def _add_run(sub: Any) -> None:
     run.add_argument(
         "--urls", action="append", metavar="FILE", help="file of page URLs, one per line"
     )
-    run.add_argument("--output", metavar="DIR", help="output root (default: output/)")
-    run.add_argument("--config", metavar="FILE", help="YAML file overlaying configs/default.yaml")
+    _shared(run, "--output")
+    _shared(run, "--config")
     run.add_argument("--workers", type=int, metavar="N", help="worker processes (default 1)")
     run.add_argument("--runner", choices=RUNNERS, help="Beam runner (default direct)")
-    run.add_argument(
-        "--run-id", metavar="ID", help="run id; a rerun with the same id replaces its files"
-    )
+    _shared(run, "--run-id", help="run id; a rerun with the same id replaces its files")
     run.add_argument("--shards", type=int, metavar="N", help="Parquet files per table")
     run.add_argument(
         "--summary-json",
@@ -64,9 +86,9 @@ def _add_load(sub: Any) -> None:
         "articles, duplicates and dead_letters, keyed by their ids (loading twice is a no-op).",
     )
     load.add_argument("--duckdb", required=True, metavar="FILE", help="DuckDB database file")
-    load.add_argument("--output", metavar="DIR", help="output root to load (default: output/)")
-    load.add_argument("--config", metavar="FILE", help="YAML file overlaying configs/default.yaml")
-    load.add_argument("--run-id", metavar="ID", help="load only this run's files")
+    _shared(load, "--output", help="output root to load (default: output/)")
+    _shared(load, "--config")
+    _shared(load, "--run-id", help="load only this run's files")
     load.set_defaults(func=_cmd_load)
 
 
@@ -94,8 +116,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         over.setdefault("discover", {})["sitemaps"] = list(args.sitemap)
     if args.urls:
         over.setdefault("discover", {})["url_lists"] = list(args.urls)
-    if args.output:
-        over.setdefault("output", {})["path"] = args.output
     if args.shards is not None:
         over.setdefault("output", {})["shards"] = args.shards
     if args.workers is not None:
@@ -106,9 +126,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from news_ingest.pipeline import batch, config, manifest
+    from news_ingest.pipeline import batch, manifest
 
-    cfg = config.load(args.config, _overrides(args))
+    cfg = _load_config(args, _overrides(args))
     if args.dry_run:
         print("\n".join(dry_run_lines(cfg, args.run_id, beam_args)))
         return 0
@@ -175,8 +195,8 @@ def _add_replay(sub: Any) -> None:
         "ingested again. The original run's config is reused, overlaid by --config.",
     )
     replay.add_argument("output", metavar="OUT", help="output root of the original run")
-    replay.add_argument("--run-id", metavar="ID", help="run to replay (default: the current run)")
-    replay.add_argument("--config", metavar="FILE", help="YAML overlaying the original config")
+    _shared(replay, "--run-id", help="run to replay (default: the current run)")
+    _shared(replay, "--config", help="YAML overlaying the original config")
     replay.add_argument("--new-run-id", metavar="ID", help="id of the replay run")
     replay.add_argument(
         "--reason",
@@ -240,12 +260,10 @@ def _add_stream(sub: Any) -> None:
     replay.add_argument("--speed", type=float, metavar="X", help="time compression (default 1)")
     replay.set_defaults(func=_cmd_replay_stream)
     for cmd in (stream, replay):
-        cmd.add_argument("--output", metavar="DIR", help="output root (default: output/)")
-        cmd.add_argument(
-            "--config", metavar="FILE", help="YAML file overlaying configs/default.yaml"
-        )
+        _shared(cmd, "--output")
+        _shared(cmd, "--config")
         cmd.add_argument("--window", metavar="W", help="window size (default 5m)")
-        cmd.add_argument("--run-id", metavar="ID", help="run id carried by every file name")
+        _shared(cmd, "--run-id")
 
 
 def _stream_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -255,8 +273,6 @@ def _stream_overrides(args: argparse.Namespace) -> dict[str, Any]:
         over["inputs"] = list(args.input)
     if getattr(args, "runner", None):
         over["runner"] = {"name": args.runner}
-    if args.output:
-        over["output"] = {"path": args.output}
     if args.window:
         stream["window"] = args.window
     if getattr(args, "duration", None):
@@ -269,11 +285,10 @@ def _stream_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_stream(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from news_ingest.pipeline import config
     from news_ingest.pipeline.stream import launcher
     from news_ingest.pipeline.stream.manifest import summary_lines
 
-    cfg = config.load(args.config, _stream_overrides(args))
+    cfg = _load_config(args, _stream_overrides(args))
     if cfg.runner.name != "direct":
         print(launcher.submit_unbounded(cfg, args.run_id, beam_args))
         return 0
@@ -290,11 +305,10 @@ def _cmd_stream(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _cmd_replay_stream(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from news_ingest.pipeline import config
     from news_ingest.pipeline.stream import launcher
     from news_ingest.pipeline.stream.manifest import summary_lines
 
-    cfg = config.load(args.config, _stream_overrides(args))
+    cfg = _load_config(args, _stream_overrides(args))
     source = launcher.replay_source(cfg, args.paths, cfg.stream.speed)
     body = launcher.run_stream(
         cfg, source, mode="replay", duration_s=None, run_id=args.run_id, beam_args=beam_args
@@ -322,7 +336,7 @@ def _add_eval_extraction(sub: Any) -> None:
         metavar="DATA",
         help="a data root holding sets, or one set folder (default: ../shared/data)",
     )
-    ev.add_argument("--config", metavar="FILE", help="YAML file overlaying configs/default.yaml")
+    _shared(ev, "--config")
     ev.add_argument(
         "--jobs",
         type=int,
@@ -379,7 +393,7 @@ def _add_eval_cleaning(sub: Any) -> None:
         "configured rule packs; print boilerplate lines left and article sentences lost.",
     )
     cmd.add_argument("directory", metavar="DIR", help="directory of the labelled set")
-    cmd.add_argument("--config", metavar="FILE", help="YAML file overlaying configs/default.yaml")
+    _shared(cmd, "--config")
     cmd.add_argument(
         "--strict",
         action="store_true",

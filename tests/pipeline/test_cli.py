@@ -61,6 +61,35 @@ def test_dry_run_lists_feeds_and_settings(capsys, tmp_path):
     assert "runner: direct, 3 workers" in text
 
 
+@pytest.mark.parametrize(
+    "command", [["run", "--dry-run"], ["stream", "--input", SEEDS], ["replay", SEEDS]]
+)
+def test_output_config_and_run_id_set_up_run_stream_and_replay_alike(
+    command, capsys, tmp_path, monkeypatch
+):
+    from news_ingest.pipeline.stream import launcher
+    from news_ingest.pipeline.stream import manifest as stream_manifest
+
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("output:\n  shards: 3\n")
+    out = str(tmp_path / "out")
+    seen = {}
+
+    def run_stream(cfg, source, *, mode, duration_s, run_id, beam_args):
+        seen.update(output=(cfg.output.path, cfg.output.shards), run_id=run_id)
+        return {}
+
+    monkeypatch.setattr(launcher, "run_stream", run_stream)
+    monkeypatch.setattr(stream_manifest, "summary_lines", lambda body: [])
+    args = [*command, "--output", out, "--config", str(cfg_file), "--run-id", "r7"]
+    assert cli.main(args) == 0
+    if command[0] == "run":
+        text = capsys.readouterr().out
+        assert "(dry run, run id r7)" in text and f"output: {out} (3 shards per table)" in text
+    else:
+        assert seen == {"output": (out, 3), "run_id": "r7"}
+
+
 def _per_document_stages_add_up(stages: dict[str, dict[str, int]], documents: int) -> None:
     """Every document leaves each stage once: passed + rejected + failed of a stage is what the
     stages before it passed on."""
