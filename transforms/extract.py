@@ -11,6 +11,13 @@ default: they gained on the news pages they were tuned on and lost elsewhere; RE
 * a second extractor (readability) is consulted where the two disagree: when they agree on
   the page as a whole, a block that readability does not contain at all is dropped.
 
+and one learned rule (``block_classifier``): trafilatura's precision mode is run as well, and a
+small logistic regression (weights in ``configs/block_model.json``, trained by
+``benchmarks/train_block_model.py`` with cross-validation by page) scores each block of the
+default output from its length, link share, punctuation, position, tag, neighbours and how much
+of it the precision output also holds; blocks scored below ``block_threshold`` are dropped.
+Agreement is judged per block, not over the page.
+
 Page metadata comes first; the hints a source attached (feed entry fields) fill the gaps, and
 a source's categories and tags are added to the page's. The publication date keeps the
 source's offset and precision (``news_ingest.transforms.dates``).
@@ -30,7 +37,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
+import json
+import math
 import os
 import re
 from collections import Counter
@@ -84,9 +94,10 @@ _HTML_SNIFF = re.compile(
 class ExtractOptions:
     """How HTML is turned into article text: the ``extract:`` section of the config itself.
 
-    The defaults are trafilatura's own default mode with the three precision rules off: that
-    is what measured best over every labelled set and both halves of each (README, "Extraction
-    quality"); each rule gained on the news pages it was tuned on and lost on the general web.
+    The defaults are trafilatura's own default mode with the three precision rules off and the
+    learned block classifier on: that is what measured best over every labelled set and both
+    halves of each (README, "Extraction quality", the classifier by cross-validation); each
+    hand-made rule gained on the news pages it was tuned on and lost on the general web.
 
     Attributes:
         timeout_s: seconds one document may take; then it becomes a dead letter (timeout).
@@ -107,6 +118,10 @@ class ExtractOptions:
         min_agreement: the share of trafilatura's shingles readability must also find before
             its opinion counts for single blocks (when the two disagree on the page as a whole,
             neither is trusted to prune the other).
+        block_classifier: also run trafilatura's precision mode and drop the blocks of the
+            output that the learned block model scores below ``block_threshold``.
+        block_threshold: the least probability of being article text a block keeps.
+        block_model: the model's JSON file ("" for the packaged ``configs/block_model.json``).
     """
 
     timeout_s: float = 30.0
@@ -119,6 +134,9 @@ class ExtractOptions:
     max_link_density: float | None = None
     second_opinion: bool = False
     min_agreement: float = 0.5
+    block_classifier: bool = True
+    block_threshold: float = 0.3
+    block_model: str = ""
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
@@ -131,6 +149,10 @@ class ExtractOptions:
             raise ValueError(f"max_link_density must be in [0, 1], got {self.max_link_density}")
         if not 0 <= self.min_agreement <= 1:
             raise ValueError(f"min_agreement must be in [0, 1], got {self.min_agreement}")
+        if not 0 <= self.block_threshold <= 1:
+            raise ValueError(f"block_threshold must be in [0, 1], got {self.block_threshold}")
+        if self.block_classifier:
+            load_block_model(self.block_model)  # a missing or malformed model fails now
 
     def resolved(self, in_process: bool) -> ExtractOptions:
         """These options with ``auto`` isolation made concrete for a runner.
@@ -337,6 +359,228 @@ def readability_text(html: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# The learned block classifier
+
+# trafilatura's output elements that hold one block each; only the outermost is scored.
+CLASSIFIED_TAGS = ("p", "head", "item", "quote", "code", "row")
+# The share of a block's shingles found in the precision output is a feature; this much makes
+# a block "in" it for the features of its neighbours.
+_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f\u2026:;\"'\u201d\u2019\u00bb)]\s*$")
+_PUNCTUATION = re.compile(r"[,.;:!?\uff0c\u3002\uff1b\uff1a\uff01\uff1f\u3001]")
+BLOCK_FEATURES = (
+    "log_chars",
+    "link_share",
+    "sentence_end",
+    "punctuation_per_char",
+    "digits_per_char",
+    "position",
+    "distance_to_edge",
+    "log_words",
+    "upper_share",
+    "log_blocks",
+    "page_share",
+    "link_share_before",
+    "link_share_after",
+    "log_chars_before",
+    "log_chars_after",
+    "bars_per_char",
+    *(f"tag_{tag}" for tag in CLASSIFIED_TAGS),
+    "in_precision",
+)
+
+
+def outer_blocks(body: Any) -> list[Any]:
+    """The block elements of a trafilatura output tree that are not inside another block."""
+    blocks = []
+    for element in body.iter(*CLASSIFIED_TAGS):
+        parent = element.getparent()
+        while parent is not None and parent.tag not in CLASSIFIED_TAGS:
+            parent = parent.getparent()
+        if parent is None:
+            blocks.append(element)
+    return blocks
+
+
+def _chars(text: str) -> int:
+    return len("".join(text.split()))
+
+
+def _link_share(element: Any) -> float:
+    """Share of the block's non-space characters inside ``<ref>`` links."""
+    total = _chars(_block_text(element))
+    linked = sum(_chars(_block_text(ref)) for ref in element.iter("ref"))
+    return linked / total if total else 0.0
+
+
+def _shingle_set(tokens: Sequence[str]) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i : i + SHINGLE]) for i in range(len(tokens) - SHINGLE + 1)}
+
+
+class _Reference:
+    """What another extraction holds: its blocks' word sequences, its shingles and words."""
+
+    def __init__(self, body: Any):
+        from trafilatura.xml import xmltotxt
+
+        self.blocks = {tuple(words(_block_text(b))) for b in outer_blocks(body)}
+        tokens = words(xmltotxt(copy.deepcopy(body), False))
+        self.shingles = _shingle_set(tokens)
+        self.words = set(tokens)
+
+    def share(self, text: str) -> float:
+        """How much of ``text`` this extraction holds: 1 for a block it has as is, else the
+        share of the text's shingles (of its words, below ``SHINGLE`` words) it holds."""
+        tokens = words(text)
+        if not tokens or tuple(tokens) in self.blocks:
+            return 1.0
+        own = _shingle_set(tokens)
+        if own:
+            return sum(1 for s in own if s in self.shingles) / len(own)
+        return sum(1 for w in tokens if w in self.words) / len(tokens)
+
+
+def block_features(body: Any, precision_body: Any | None) -> list[list[float]]:
+    """One row of ``BLOCK_FEATURES`` per block of ``outer_blocks(body)``, in order.
+
+    Args:
+        body: trafilatura's default output tree, with ``<ref>`` links kept.
+        precision_body: the output tree of its precision mode (None: it found nothing).
+    """
+    blocks = outer_blocks(body)
+    reference = _Reference(precision_body) if precision_body is not None else None
+    texts = [_block_text(b) for b in blocks]
+    lengths = [_chars(t) for t in texts]
+    links = [_link_share(b) for b in blocks]
+    count, total = len(blocks), sum(lengths) or 1
+    rows = []
+    for i, (block, text) in enumerate(zip(blocks, texts, strict=True)):
+        chars = lengths[i]
+        letters = [ch for ch in text if ch.isalpha()]
+        rows.append(
+            [
+                math.log1p(chars),
+                links[i],
+                1.0 if _SENTENCE_END.search(text) else 0.0,
+                len(_PUNCTUATION.findall(text)) / (chars + 1),
+                sum(ch.isdigit() for ch in text) / (chars + 1),
+                i / max(count - 1, 1),
+                min(i, count - 1 - i) / max(count, 1),
+                math.log1p(len(words(text))),
+                sum(ch.isupper() for ch in letters) / len(letters) if letters else 0.0,
+                math.log1p(count),
+                chars / total,
+                links[i - 1] if i > 0 else 1.0,
+                links[i + 1] if i < count - 1 else 1.0,
+                math.log1p(lengths[i - 1]) if i > 0 else 0.0,
+                math.log1p(lengths[i + 1]) if i < count - 1 else 0.0,
+                text.count("|") / (chars + 1),
+                *(1.0 if block.tag == tag else 0.0 for tag in CLASSIFIED_TAGS),
+                reference.share(text) if reference is not None else 0.0,
+            ]
+        )
+    return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockModel:
+    """A logistic regression over standardised ``BLOCK_FEATURES``: P(block is article text)."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+
+    def __post_init__(self) -> None:
+        if self.features != BLOCK_FEATURES:
+            raise ValueError("the block model was trained on other features than BLOCK_FEATURES")
+        if not len(self.mean) == len(self.scale) == len(self.weights) == len(self.features):
+            raise ValueError("the block model's vectors differ in length")
+
+    def probability(self, row: Sequence[float]) -> float:
+        z = self.bias + sum(
+            w * (x - m) / s
+            for w, x, m, s in zip(self.weights, row, self.mean, self.scale, strict=True)
+        )
+        return 1.0 / (1.0 + math.exp(-max(min(z, 500.0), -500.0)))
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@functools.lru_cache(maxsize=4)
+def load_block_model(path: str = "") -> BlockModel:
+    """The block model in a JSON file ("" for the packaged one).
+
+    Cached per process: the file is read-only package data, the same on every worker, so the
+    cache cannot make results depend on how work was split.
+
+    Raises:
+        ValueError: a file that is not a block model for these features.
+    """
+    if not path:
+        import importlib.util
+
+        spec = importlib.util.find_spec("news_ingest.configs")
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError("news_ingest.configs is not installed with the package")
+        path = os.path.join(next(iter(spec.submodule_search_locations)), "block_model.json")
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    try:
+        return BlockModel(
+            features=tuple(data["features"]),
+            mean=tuple(float(x) for x in data["mean"]),
+            scale=tuple(float(x) for x in data["scale"]),
+            weights=tuple(float(x) for x in data["weights"]),
+            bias=float(data["bias"]),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a block model: {exc!r}") from exc
+
+
+def classify_blocks(
+    body: Any, precision_body: Any | None, model: BlockModel, threshold: float
+) -> int:
+    """Drop, in place, the blocks of ``body`` the model scores below ``threshold``.
+
+    Nothing is dropped when every block would be (the page keeps what trafilatura found).
+
+    Returns:
+        The number of blocks dropped.
+    """
+    blocks = outer_blocks(body)
+    rows = block_features(body, precision_body)
+    doomed = [b for b, row in zip(blocks, rows, strict=True) if model.probability(row) < threshold]
+    if len(doomed) == len(blocks):
+        return 0
+    for block in doomed:
+        _remove(block)
+    return len(doomed)
+
+
+def precision_body(html: str, url: str | None, opts: ExtractOptions) -> Any | None:
+    """The body of trafilatura's precision mode on a page (None when it finds nothing)."""
+    import trafilatura
+    from trafilatura.utils import load_html
+
+    tree = load_html(html)
+    if tree is None:
+        return None
+    doc = trafilatura.bare_extraction(
+        tree,
+        url=url,
+        with_metadata=False,
+        include_comments=False,
+        include_links=True,
+        include_tables=opts.include_tables,
+        deduplicate=opts.deduplicate,
+        favor_precision=True,
+    )
+    return getattr(doc, "body", None)
+
+
+# ---------------------------------------------------------------------------------------------
 # Extraction
 
 
@@ -415,6 +659,12 @@ def extract_html(raw: RawDocument, options: ExtractOptions | None = None) -> Art
     text = ""
     if doc.body is not None:
         body = copy.deepcopy(doc.body)
+        if opts.block_classifier:
+            model = load_block_model(opts.block_model)
+            if classify_blocks(
+                body, precision_body(html, raw.url, opts), model, opts.block_threshold
+            ):
+                fired.append("block_classifier")
         fired += prune_blocks(
             body, doc.title if opts.drop_title_block else None, opts.max_link_density
         )

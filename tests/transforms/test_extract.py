@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import apache_beam as beam
@@ -14,14 +15,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from news_ingest.transforms.extract import (
+    BLOCK_FEATURES,
+    BlockModel,
     Extract,
     ExtractOptions,
     agree_with,
+    block_features,
     canonical_link,
+    classify_blocks,
     decode_text,
     extract,
     is_html,
     language_code,
+    load_block_model,
+    outer_blocks,
     prune_blocks,
 )
 from news_ingest.transforms.schema import (
@@ -354,3 +361,80 @@ def test_extract_options_check_their_values():
 )
 def test_decode_text_reads_legacy_and_damaged_text_right(content, expected):
     assert expected in decode_text(content)
+
+
+# --- the learned block classifier -------------------------------------------------------------
+
+
+def _body(xml: str):
+    return etree.fromstring(xml)
+
+
+NAV_BODY = (
+    "<body><p>The council voted on Tuesday to keep the village library open for another year, "
+    "after a campaign by residents.</p>"
+    '<list><item><ref target="/a">Sport</ref></item><item><ref target="/b">Weather</ref></item>'
+    "</list>"
+    "<p>The vote was unanimous, and the library will now open on Saturdays as well.</p></body>"
+)
+
+
+def _link_model(weight: float) -> BlockModel:
+    """A model that only looks at the share of a block's characters inside links."""
+    n = len(BLOCK_FEATURES)
+    weights = [0.0] * n
+    weights[BLOCK_FEATURES.index("link_share")] = weight
+    return BlockModel(BLOCK_FEATURES, (0.0,) * n, (1.0,) * n, tuple(weights), 2.0)
+
+
+def test_block_features_one_row_per_outer_block_with_the_precision_share():
+    body = _body(NAV_BODY)
+    precision = _body("<body>" + NAV_BODY.split("<list>")[0].removeprefix("<body>") + "</body>")
+    rows = block_features(body, precision)
+    assert [b.tag for b in outer_blocks(body)] == ["p", "item", "item", "p"]
+    assert len(rows) == 4 and all(len(r) == len(BLOCK_FEATURES) for r in rows)
+    link, share = BLOCK_FEATURES.index("link_share"), BLOCK_FEATURES.index("in_precision")
+    assert [r[link] for r in rows] == [0.0, 1.0, 1.0, 0.0]
+    assert rows[0][share] == 1.0 and rows[3][share] == 0.0
+    assert all(r[share] == 0.0 for r in block_features(body, None))
+
+
+def test_classify_blocks_drops_what_the_model_scores_low_and_never_everything():
+    body = _body(NAV_BODY)
+    assert classify_blocks(body, None, _link_model(-10.0), 0.5) == 2
+    assert "Sport" not in "".join(body.itertext())
+    assert "unanimous" in "".join(body.itertext())
+    links_only = _body('<body><p><ref target="/a">Sport</ref></p></body>')
+    assert classify_blocks(links_only, None, _link_model(-10.0), 0.5) == 0
+
+
+def test_the_packaged_block_model_loads_and_a_wrong_one_fails_at_construction(tmp_path):
+    model = load_block_model("")
+    assert model.features == BLOCK_FEATURES
+    bad = tmp_path / "model.json"
+    bad.write_text(json.dumps({**model.as_json(), "features": ["log_chars"]}))
+    with pytest.raises(ValueError, match="other features"):
+        ExtractOptions(block_classifier=True, block_model=str(bad))
+    with pytest.raises(FileNotFoundError):
+        ExtractOptions(block_classifier=True, block_model=str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match="block_threshold"):
+        ExtractOptions(block_threshold=1.5)
+
+
+def test_the_block_classifier_runs_through_extract_and_is_counted(tmp_path):
+    page = (FIXTURES / "harbour_article.html").read_bytes()
+    plain = extract(RawDocument("p.html", SOURCE_HTML, page, url=URL), ExtractOptions())
+    model = tmp_path / "links.json"
+    model.write_text(json.dumps(_link_model(-10.0).as_json()))
+    opts = ExtractOptions(block_classifier=True, block_model=str(model), block_threshold=0.5)
+    article = extract(RawDocument("p.html", SOURCE_HTML, page, url=URL), opts)
+    assert isinstance(plain, Article) and isinstance(article, Article)
+    assert "extract:block_classifier" in article.rules_fired
+    assert len(article.text) < len(plain.text)
+    assert "The harbour bridge reopened to traffic on Monday morning" in article.text
+    assert "READ MORE" in plain.text and "READ MORE" not in article.text
+    packaged = extract(
+        RawDocument("p.html", SOURCE_HTML, page, url=URL), ExtractOptions(block_classifier=True)
+    )
+    assert isinstance(packaged, Article)
+    assert "The harbour bridge reopened to traffic on Monday morning" in packaged.text
