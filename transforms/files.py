@@ -22,9 +22,16 @@ from typing import IO
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
 _GLOB = re.compile(r"[*?\[]")
+
+
+def set_options(beam_args: list[str]) -> None:
+    """Give Beam's file systems the settings among ``beam_args`` (``--s3_endpoint_url``,
+    credentials, project) before anything is read, on the launcher."""
+    FileSystems.set_options(PipelineOptions(beam_args))
 
 
 def scheme_of(path: str) -> str | None:
