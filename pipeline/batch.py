@@ -410,16 +410,6 @@ def finish_run(
     committed = sinks.commit_run(output, run_id, started.date())
     if budget.exceeded:
         committed = error_budget.uncommit(output, run_id, committed)
-    if index:
-        if budget.exceeded:
-            # The withheld articles must not count as seen by later runs: commit an empty
-            # index for this run (replacing an earlier attempt's).
-            sinks.prepare_index(index, run_id)
-        # After the tables: a crash in between re-ingests this run's articles next time, but
-        # never marks an article as a copy of one that was not written.
-        sinks.commit_index(index, run_id)
-        # Entries past the TTL no longer match; files holding only those go.
-        sinks.prune_index(index, started - dt.timedelta(seconds=cfg.dedup.ttl))
     finished = dt.datetime.now(UTC)
     seconds = time.monotonic() - t0 if t0 is not None else (finished - started).total_seconds()
     counts = {name: 0 for name in TABLES} | manifest.table_counts(committed)
@@ -459,4 +449,15 @@ def finish_run(
         body["replay_of"] = replay_of
         body["excluded_already_ingested"] = excluded
     path = manifest.write_manifest(output, body)
+    if index:
+        if budget.exceeded:
+            # The withheld articles must not count as seen by later runs: commit an empty
+            # index for this run (replacing an earlier attempt's).
+            sinks.prepare_index(index, run_id)
+        # After the manifest, the commit marker: a crash in between re-ingests this run's
+        # articles next time (a loader merges them on their ids), but never marks an article
+        # as a copy of one that no manifest lists.
+        sinks.commit_index(index, run_id)
+        # Entries past the TTL no longer match; files holding only those go.
+        sinks.prune_index(index, started - dt.timedelta(seconds=cfg.dedup.ttl))
     return RunResult(manifest=body, manifest_path=path)
