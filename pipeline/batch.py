@@ -12,7 +12,6 @@ import multiprocessing
 import os
 import re
 import secrets
-import shutil
 import signal
 import sys
 import threading
@@ -23,12 +22,11 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions
 from news_ingest.pipeline import __version__, error_budget, graph, manifest, progress, runners
 from news_ingest.pipeline.config import Config, landing_rule, resolve
-from news_ingest.transforms import sinks
+from news_ingest.transforms import atomic, files, sinks
 from news_ingest.transforms.children import kill_children
 from news_ingest.transforms.files import is_remote
 from news_ingest.transforms.landing import is_ready
@@ -162,13 +160,11 @@ def discard_run(output: str, run_id: str, index: str | None) -> None:
     # processes (--workers N) ignore SIGINT: the launcher's threads would wait for them.
     kill_children()
     multiprocessing.active_children()  # reaps the killed multiprocessing children
-    shutil.rmtree(sinks.staging_dir(output, run_id), ignore_errors=True)
-    with contextlib.suppress(OSError):
-        os.rmdir(os.path.join(output, sinks.STAGING))  # only when no other run stages there
+    sinks.prepare_run(output, run_id)
+    files.remove_empty_dir(files.join(output, sinks.STAGING))  # unless another run stages there
     if index:
         sinks.prepare_index(index, run_id)
-        with contextlib.suppress(OSError):
-            os.rmdir(os.path.join(index, sinks.STAGING))
+        files.remove_empty_dir(files.join(index, sinks.STAGING))
 
 
 def new_run_id(now: dt.datetime) -> str:
@@ -182,15 +178,18 @@ def check_run_id(run_id: str) -> str:
 
 
 def check_output(output: str) -> None:
-    """Fail early with a clear message when the output folder cannot be written."""
+    """Fail early with a clear message when the output folder (or bucket) cannot be written."""
     try:
-        os.makedirs(output, exist_ok=True)
-        probe = os.path.join(output, f".write-test-{os.getpid()}")
-        with open(probe, "w", encoding="utf-8") as fh:
-            fh.write("ok")
-        os.remove(probe)
+        files.makedirs(output)
+        probe = files.join(output, f".write-test-{os.getpid()}")
+        atomic.write_text(probe, "ok")
+        files.remove(probe)
     except OSError as exc:
         raise UsageError(f"output {output} is not writable: {exc.strerror or exc}") from exc
+    except Exception as exc:  # Beam's object-store errors (no bucket, no access) are its own
+        if not is_remote(output):
+            raise
+        raise UsageError(f"output {output} is not writable: {exc}") from exc
 
 
 def stage_counters(result: beam.runners.runner.PipelineResult) -> dict[str, dict[str, int]]:
@@ -216,7 +215,7 @@ def exclude_ingested(output: str, run_id: str, ids: frozenset[str]) -> int:
     dropped = 0
     for name in ("articles", "duplicates"):
         for path in error_budget.staged_files(output, run_id, name):
-            table = pq.read_table(path)
+            table = sinks.read_parquet(path)
             keep = pc.invert(pc.is_in(table.column(ROW_ID[name]), value_set=pa.array(sorted(ids))))
             kept = table.filter(keep)
             if kept.num_rows < table.num_rows:
@@ -331,15 +330,13 @@ def run(
     if options.view_as(GoogleCloudOptions).template_location:
         # A template launch (a Dataflow Flex Template's launcher): run() only stages the job,
         # which starts after this process has exited, so the commit is the job's last step.
-        marker = os.path.join(sinks.staging_dir(output, run_id), LAUNCH_MARKER)
-        os.makedirs(os.path.dirname(marker), exist_ok=True)
-        with open(marker, "w", encoding="utf-8") as fh:
-            fh.write(run_id)
+        marker = files.join(sinks.staging_dir(output, run_id), LAUNCH_MARKER)
+        atomic.write_text(marker, run_id)
         _ = (
             p
             | "StartCommit" >> beam.Create([marker])
             | "CommitRun"
-            >> beam.Map(_finish_in_job, finish, *[beam.pvalue.AsList(files) for files in written])
+            >> beam.Map(_finish_in_job, finish, *[beam.pvalue.AsList(shards) for shards in written])
         )
         p.run()
         return RunResult(manifest={}, manifest_path="", launched=True)
@@ -374,7 +371,7 @@ def commit_once(marker: str, finish: Callable[..., RunResult]) -> RunResult | No
     """``finish`` the run unless it is already committed: the commit removes the staging folder
     and ``marker`` with it, so a commit step the runner retries after it succeeded (a lost
     worker) finds no marker and leaves the committed tables alone."""
-    if not os.path.exists(marker):
+    if not files.exists(marker):
         return None
     return finish({}, None)
 
@@ -408,22 +405,14 @@ def finish_run(
     budget, staged = error_budget.measure(output, run_id, cfg.errors.max_failure_ratio)
     if budget.exceeded:
         error_budget.withhold(output, run_id)
-    files = sinks.commit_run(output, run_id, started.date())
+    # The manifest is the commit marker: an earlier attempt's goes before its files are replaced.
+    manifest.withdraw(output, run_id)
+    committed = sinks.commit_run(output, run_id, started.date())
     if budget.exceeded:
-        files = error_budget.uncommit(output, run_id, files)
-    if index:
-        if budget.exceeded:
-            # The withheld articles must not count as seen by later runs: commit an empty
-            # index for this run (replacing an earlier attempt's).
-            sinks.prepare_index(index, run_id)
-        # After the tables: a crash in between re-ingests this run's articles next time, but
-        # never marks an article as a copy of one that was not written.
-        sinks.commit_index(index, run_id)
-        # Entries past the TTL no longer match; files holding only those go.
-        sinks.prune_index(index, started - dt.timedelta(seconds=cfg.dedup.ttl))
+        committed = error_budget.uncommit(output, run_id, committed)
     finished = dt.datetime.now(UTC)
     seconds = time.monotonic() - t0 if t0 is not None else (finished - started).total_seconds()
-    counts = {name: 0 for name in TABLES} | manifest.table_counts(files)
+    counts = {name: 0 for name in TABLES} | manifest.table_counts(committed)
     documents = budget.records
     body: dict[str, Any] = {
         "run_id": run_id,
@@ -449,9 +438,9 @@ def finish_run(
         "counts": counts,
         "error_budget": budget.as_dict(),
         "stages": stages,
-        "dead_letter_reasons": manifest.dead_letter_reasons(files["dead_letters"]),
-        "top_rules": manifest.top_rules(files.get("articles", [])),
-        "files": {k: [os.path.relpath(p, output) for p in v] for k, v in files.items()},
+        "dead_letter_reasons": manifest.dead_letter_reasons(committed["dead_letters"]),
+        "top_rules": manifest.top_rules(committed.get("articles", [])),
+        "files": manifest.relative_files(output, committed),
         "config": dataclasses.asdict(cfg),
     }
     if budget.exceeded:
@@ -460,4 +449,15 @@ def finish_run(
         body["replay_of"] = replay_of
         body["excluded_already_ingested"] = excluded
     path = manifest.write_manifest(output, body)
+    if index:
+        if budget.exceeded:
+            # The withheld articles must not count as seen by later runs: commit an empty
+            # index for this run (replacing an earlier attempt's).
+            sinks.prepare_index(index, run_id)
+        # After the manifest, the commit marker: a crash in between re-ingests this run's
+        # articles next time (a loader merges them on their ids), but never marks an article
+        # as a copy of one that no manifest lists.
+        sinks.commit_index(index, run_id)
+        # Entries past the TTL no longer match; files holding only those go.
+        sinks.prune_index(index, started - dt.timedelta(seconds=cfg.dedup.ttl))
     return RunResult(manifest=body, manifest_path=path)

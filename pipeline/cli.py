@@ -83,10 +83,12 @@ def _add_load(sub: Any) -> None:
         "load",
         help="merge an output folder's Parquet into a DuckDB database",
         description="Merge the committed tables of an output folder into DuckDB tables "
-        "articles, duplicates and dead_letters, keyed by their ids (loading twice is a no-op).",
+        "articles, duplicates and dead_letters, keyed by their ids (loading twice is a no-op). "
+        "Only files a run's manifest lists are read. Flags not listed here are passed to Beam's "
+        "file systems (--s3_endpoint_url ... for an output on s3://).",
     )
     load.add_argument("--duckdb", required=True, metavar="FILE", help="DuckDB database file")
-    _shared(load, "--output", help="output root to load (default: output/)")
+    _shared(load, "--output", help="output root to load, or s3://, gs:// (default: output/)")
     _shared(load, "--config")
     _shared(load, "--run-id", help="load only this run's files")
     load.set_defaults(func=_cmd_load)
@@ -445,7 +447,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # commands whose unknown flags are Beam pipeline options
-PASSTHROUGH = {"run", "stream", "replay", "replay-dead-letters"}
+PASSTHROUGH = {"run", "stream", "replay", "replay-dead-letters", "load"}
 VERBOSE = ("-v", "--verbose")
 QUIET = ("-q", "--quiet")
 # Libraries whose records below ERROR are noise on a terminal: a run's outcome is in its
@@ -548,6 +550,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose, args.quiet)
     if rest:
         check_beam_flags(top, args.command, rest)
+        from news_ingest.transforms.files import set_options
+
+        # Before anything is read: a --config, a rule pack or the output may be on a bucket
+        # that these flags (--s3_endpoint_url, credentials) describe.
+        set_options(rest)
     from news_ingest.pipeline.batch import Interrupted, UsageError
     from news_ingest.transforms.sinks import OutputValidationError
 

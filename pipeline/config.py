@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from news_ingest.transforms import files
 from news_ingest.transforms.clean import CleanOptions
 from news_ingest.transforms.dedup import NearParams
 from news_ingest.transforms.durations import parse_duration
@@ -229,11 +230,13 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file's mapping; ``path`` may be local or on an object store (``s3://``)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+        data = yaml.safe_load(files.read_text(str(path)))
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {path} is not UTF-8 text: {exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
     if data is None:

@@ -13,13 +13,9 @@ manifest says ``failed_error_budget`` with the ratio, and the command exits 1.
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
-import shutil
 from typing import Any
 
-import pyarrow.parquet as pq
-from news_ingest.transforms import sinks
+from news_ingest.transforms import files, sinks
 from news_ingest.transforms.schema import TABLES
 
 FAILURE_REASONS = ("exception", "timeout")
@@ -58,11 +54,11 @@ class Budget:
 
 def staged_files(output: str, run_id: str, table: str) -> list[str]:
     """The Parquet shards of ``table`` the run wrote to staging (before commit)."""
-    return sorted(glob.glob(os.path.join(sinks.staging_dir(output, run_id), table, "*.parquet")))
+    return files.glob(files.join(sinks.staging_dir(output, run_id), table, "*.parquet"))
 
 
 def count_rows(paths: list[str]) -> int:
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+    return sum(sinks.parquet_metadata(p).num_rows for p in paths)
 
 
 def is_failure(stage: str, reason: str) -> bool:
@@ -76,7 +72,7 @@ def count_failures(paths: list[str]) -> int:
     """Dead letters that are failures (not expected rejections)."""
     total = 0
     for path in paths:
-        rows = pq.read_table(path, columns=["stage", "reason"]).to_pylist()
+        rows = sinks.read_parquet(path, columns=["stage", "reason"]).to_pylist()
         total += sum(1 for row in rows if is_failure(row["stage"], row["reason"]))
     return total
 
@@ -91,12 +87,12 @@ def measure(output: str, run_id: str, max_failure_ratio: float) -> tuple[Budget,
 def withhold(output: str, run_id: str) -> None:
     """Drop the staged ``articles`` and ``duplicates`` of a run over budget."""
     for table in WITHHELD_TABLES:
-        shutil.rmtree(os.path.join(sinks.staging_dir(output, run_id), table), ignore_errors=True)
+        files.remove_tree(files.join(sinks.staging_dir(output, run_id), table))
 
 
-def uncommit(output: str, run_id: str, files: dict[str, list[str]]) -> dict[str, list[str]]:
+def uncommit(output: str, run_id: str, committed: dict[str, list[str]]) -> dict[str, list[str]]:
     """Remove the (empty) withheld tables ``commit_run`` wrote for the run; return the rest."""
     for table in WITHHELD_TABLES:
         for path in sinks.committed_files(output, table, run_id):
-            os.remove(path)
-    return {name: paths for name, paths in files.items() if name not in WITHHELD_TABLES}
+            files.remove(path)
+    return {name: paths for name, paths in committed.items() if name not in WITHHELD_TABLES}

@@ -10,16 +10,26 @@ The tables are created from the Arrow schemas (``news_ingest.pipeline.schema_cmd
 key is the primary key, a non-null Arrow field is ``NOT NULL``, and every column carries its
 description (``COMMENT ON COLUMN``). A table made by an older ``load`` without those is rebuilt
 with them on the next load.
+
+Only files a manifest lists are loaded (``news_ingest.pipeline.manifest.committed_files``): the
+per-run manifest is the commit marker, so the files of a run that was killed, or that is
+committing right now (on an object store they appear one by one), are left out. An output on
+an object store (``s3://``, ``gs://``) is read through Beam's file systems: the listed files are
+copied into a temporary folder first (DuckDB's own S3 reader is an extension it would download).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
+from news_ingest.pipeline import manifest
 from news_ingest.pipeline.schema_cmd import duckdb_ddl
-from news_ingest.transforms import sinks
+from news_ingest.transforms import files
 from news_ingest.transforms.schema import ROW_ID, TABLES
 
 # Merge keys per table; ROW_ID[name] always comes first.
@@ -78,7 +88,7 @@ def create_table(con: Any, name: str) -> None:
         con.execute(statement)
 
 
-def _merge_table(con: Any, name: str, files: list[str]) -> TableLoad:
+def _merge_table(con: Any, name: str, paths: list[str]) -> TableLoad:
     keys = KEYS[name]
     key_list = ", ".join(_quote(k) for k in keys)
     con.execute(
@@ -87,7 +97,7 @@ def _merge_table(con: Any, name: str, files: list[str]) -> TableLoad:
         "hive_types = {'ingest_date': DATE}) "
         f"QUALIFY row_number() OVER (PARTITION BY {key_list} "
         "ORDER BY ingested_at DESC, run_id DESC) = 1",
-        [files],
+        [paths],
     )
     (rows_in,) = con.execute("SELECT count(*) FROM incoming").fetchone()
     create_table(con, name)
@@ -98,38 +108,64 @@ def _merge_table(con: Any, name: str, files: list[str]) -> TableLoad:
     con.execute(f"INSERT INTO {_quote(name)} BY NAME SELECT * FROM incoming")
     (total,) = con.execute(f"SELECT count(*) FROM {_quote(name)}").fetchone()
     con.execute("DROP TABLE incoming")
-    return TableLoad(name, len(files), int(rows_in), int(replaced), int(total))
+    return TableLoad(name, len(paths), int(rows_in), int(replaced), int(total))
+
+
+@contextlib.contextmanager
+def local_copies(output: str, found: dict[str, list[str]]) -> Iterator[dict[str, list[str]]]:
+    """``found`` as local paths: as they are for a local output; for an object store, copies
+    in a temporary folder laid out as under ``output`` (``ingest_date=`` folders kept, which
+    the load reads as a column), removed on exit."""
+    if not files.is_remote(output):
+        yield found
+        return
+    with tempfile.TemporaryDirectory(prefix="news-ingest-load-") as tmp:
+        local: dict[str, list[str]] = {}
+        for name, paths in found.items():
+            local[name] = []
+            for path in paths:
+                target = os.path.join(tmp, *files.relative(path, output).split("/"))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with files.open_read(path) as src, open(target, "wb") as dst:
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
+                local[name].append(target)
+        yield local
 
 
 def load_duckdb(database: str, output: str, run_id: str | None = None) -> list[TableLoad]:
     """Merge the committed tables under ``output`` (one run's when ``run_id`` is given) into
-    the DuckDB file ``database``, in one transaction.
+    the DuckDB file ``database``, in one transaction. Committed: listed by a run's manifest.
 
     Raises:
         LoadError: ``output`` holds no committed tables, or the database rejects the load.
     """
     import duckdb
 
-    found = {name: sinks.committed_files(output, name, run_id) for name in TABLES}
+    try:
+        found = manifest.committed_files(output, run_id)
+    except (OSError, ValueError) as exc:
+        raise LoadError(f"cannot read the manifests under {output}: {exc}") from exc
     if not any(found.values()):
         which = f" of run {run_id}" if run_id else ""
         raise LoadError(f"no committed Parquet{which} under {output}")
     parent = os.path.dirname(os.path.abspath(database))
     if not os.path.isdir(parent):
         raise LoadError(f"folder of the database does not exist: {parent}")
-    try:
-        con = duckdb.connect(database)
-    except duckdb.Error as exc:
-        raise LoadError(f"cannot open {database}: {exc}") from exc
-    try:
-        con.execute("BEGIN TRANSACTION")
-        loads = [_merge_table(con, name, files) for name, files in found.items() if files]
-        con.execute("COMMIT")
-    except duckdb.Error as exc:
-        con.execute("ROLLBACK")
-        raise LoadError(f"load into {database} failed: {exc}") from exc
-    finally:
-        con.close()
+    with local_copies(output, found) as local:
+        try:
+            con = duckdb.connect(database)
+        except duckdb.Error as exc:
+            raise LoadError(f"cannot open {database}: {exc}") from exc
+        try:
+            con.execute("BEGIN TRANSACTION")
+            loads = [_merge_table(con, name, paths) for name, paths in local.items() if paths]
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise LoadError(f"load into {database} failed: {exc}") from exc
+        finally:
+            con.close()
     return loads
 
 

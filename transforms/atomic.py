@@ -1,5 +1,9 @@
 """The one atomic-write helper: a file is written whole under a temporary name beside it, then
-renamed over the target, so a reader (or a restart after a crash) never sees half a file."""
+renamed over the target, so a reader (or a restart after a crash) never sees half a file.
+
+On an object store (``s3://``, ``gs://``) the whole content is uploaded in one write: an object
+becomes visible only once its upload is complete, and replaces the old object whole.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from news_ingest.transforms import files
+
 
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on a clean exit it replaces ``path``, on an
-    error it is removed. The folder is created when missing."""
+    error it is removed. The folder is created when missing. Local paths only."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     # Process and thread in the name: two writers of one path never share a temporary file.
     tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
@@ -27,10 +33,21 @@ def atomic_path(path: str) -> Iterator[str]:
     os.replace(tmp, path)
 
 
+def write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` (local or on an object store) atomically."""
+    if files.is_remote(path):
+        # The content is all in memory: nothing can fail between the first write and the
+        # close that completes the upload, so a half object is never committed.
+        with files.create(path) as fh:
+            fh.write(data)
+        return
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+
+
 def write_text(path: str, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str, data: Any, **dump_options: Any) -> None:

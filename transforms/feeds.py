@@ -25,7 +25,7 @@ import apache_beam as beam
 import feedparser
 import lxml.html
 from apache_beam.metrics import Metrics
-from news_ingest.transforms import atomic
+from news_ingest.transforms import atomic, files
 from news_ingest.transforms.dates import parse_published, to_iso
 from news_ingest.transforms.durations import parse_duration
 from news_ingest.transforms.fetch import FetcherDoFn, PageRequest
@@ -481,7 +481,8 @@ def entry_document(entry: FeedEntry) -> RawDocument | None:
 
 
 def state_path(state_dir: str, url: str) -> str:
-    return os.path.join(state_dir, f"feed-{stable_id('feed', url)}.json")
+    """The state file of a feed; ``state_dir`` may be a folder or an object-store prefix."""
+    return files.join(state_dir, f"feed-{stable_id('feed', url)}.json")
 
 
 def load_state(state_dir: str | None, url: str) -> dict[str, Any]:
@@ -489,8 +490,7 @@ def load_state(state_dir: str | None, url: str) -> dict[str, Any]:
     if not state_dir:
         return {}
     try:
-        with open(state_path(state_dir, url), encoding="utf-8") as fh:
-            data = json.load(fh)
+        data = json.loads(files.read_text(state_path(state_dir, url)))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) and data.get("url") == url else {}
@@ -507,7 +507,7 @@ def save_state(
     then renamed, so a reader never sees half a file."""
     if not state_dir:
         return
-    os.makedirs(state_dir, exist_ok=True)
+    files.makedirs(state_dir)
     path = state_path(state_dir, url)
     body = {
         "url": url,

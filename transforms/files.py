@@ -1,5 +1,8 @@
-"""Input paths on any file system Beam knows: local paths as they are, ``s3://``, ``gs://`` (and
+"""Paths on any file system Beam knows: local paths as they are, ``s3://``, ``gs://`` (and
 whatever else ``apache_beam.io.filesystems.FileSystems`` has a plug-in for) through Beam.
+
+Every path the pipeline takes goes through this module: inputs (listed and opened), and the
+output side (staging, commit, manifest, the cross-run index, feed state, configs, rule packs).
 
 Local paths keep their own listing rules (``news_ingest.transforms.sources.list_inputs``: FIFOs and dot-files
 are not inputs, directories are walked); a path with a scheme is listed and opened by Beam, which
@@ -10,14 +13,25 @@ and Beam's SDK harness on every worker.
 
 from __future__ import annotations
 
+import contextlib
+import glob as _glob
+import os
 import re
+import shutil
 from typing import IO
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
 _GLOB = re.compile(r"[*?\[]")
+
+
+def set_options(beam_args: list[str]) -> None:
+    """Give Beam's file systems the settings among ``beam_args`` (``--s3_endpoint_url``,
+    credentials, project) before anything is read, on the launcher."""
+    FileSystems.set_options(PipelineOptions(beam_args))
 
 
 def scheme_of(path: str) -> str | None:
@@ -65,3 +79,149 @@ def _match(pattern: str) -> list[tuple[str, int]]:
             return []
         raise OSError(f"cannot list {pattern}: {exc}") from exc
     return [(m.path, m.size_in_bytes) for r in results for m in r.metadata_list]
+
+
+# --------------------------------------------------------------------------------------------
+# Output-side operations: the output folder, its staging area, the manifest, the cross-run
+# index, feed state, configs and rule packs. A local path keeps the local file system's
+# semantics (folders, ``os.replace`` as an atomic rename); a path with a scheme is an object
+# store's key, where there are no folders and no atomic rename: a "rename" is a copy and a
+# delete, and a "folder" is every object under its prefix.
+
+
+def join(base: str, *parts: str) -> str:
+    """``base`` and ``parts`` joined with the separator of ``base``'s file system."""
+    if is_remote(base):
+        return FileSystems.join(base.rstrip("/"), *parts)
+    return os.path.join(base, *parts)
+
+
+def basename(path: str) -> str:
+    """The last component of ``path`` (a file name, or an object key's last segment)."""
+    if is_remote(path):
+        return path.rstrip("/").rsplit("/", 1)[-1]
+    return os.path.basename(path)
+
+
+def parent(path: str) -> str:
+    """The folder (the key prefix) ``path`` is in."""
+    if is_remote(path):
+        return path.rstrip("/").rsplit("/", 1)[0]
+    return os.path.dirname(path)
+
+
+def relative(path: str, root: str) -> str:
+    """``path`` relative to ``root`` (``/``-separated on an object store)."""
+    if is_remote(root):
+        prefix = root.rstrip("/") + "/"
+        if not path.startswith(prefix):
+            raise ValueError(f"{path} is not under {root}")
+        return path[len(prefix) :]
+    return os.path.relpath(path, root)
+
+
+def exists(path: str) -> bool:
+    """Whether the file or object ``path`` exists."""
+    if is_remote(path):
+        return bool(FileSystems.exists(path))
+    return os.path.exists(path)
+
+
+def glob(pattern: str) -> list[str]:
+    """The files ``pattern`` matches, sorted (``*`` stays within one folder or key segment)."""
+    if is_remote(pattern):
+        return sorted(path for path, _size in _match(pattern))
+    return sorted(_glob.glob(pattern))
+
+
+def files_under(folder: str) -> list[str]:
+    """Every file below ``folder`` (every object under the prefix ``folder/``), sorted."""
+    if is_remote(folder):
+        return sorted(path for path, _size in _match(folder.rstrip("/") + "/**"))
+    return sorted(
+        os.path.join(top, name) for top, _dirs, names in os.walk(folder) for name in names
+    )
+
+
+def read_bytes(path: str) -> bytes:
+    """The whole content of ``path``."""
+    with open_read(path) as fh:
+        return fh.read()
+
+
+def read_text(path: str) -> str:
+    """The content of ``path`` decoded as UTF-8."""
+    return read_bytes(path).decode("utf-8")
+
+
+def create(path: str) -> IO[bytes]:
+    """A binary writer of ``path``, never compressed on the way (a local folder is made when
+    missing). On an object store the object appears when the writer is closed: write whole
+    files with ``news_ingest.transforms.atomic``, not through this, when a half-written file
+    must never be seen."""
+    if is_remote(path):
+        return FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    makedirs(os.path.dirname(path) or ".")
+    return open(path, "wb")
+
+
+def makedirs(folder: str) -> None:
+    """Create a local folder (and its parents); nothing on an object store, which has none."""
+    if not is_remote(folder):
+        os.makedirs(folder, exist_ok=True)
+
+
+def copy(src: str, dst: str) -> None:
+    """Copy the file ``src`` to ``dst`` (on an object store, a server-side copy)."""
+    if is_remote(src) or is_remote(dst):
+        FileSystems.copy([src], [dst])
+        return
+    makedirs(os.path.dirname(dst) or ".")
+    shutil.copyfile(src, dst)
+
+
+def rename(src: str, dst: str) -> None:
+    """Move the file or folder ``src`` to ``dst``, replacing ``dst``'s file.
+
+    Locally this is ``os.replace``, atomic. An object store has no rename: each object is
+    copied, then the source deleted; a crash in between leaves both copies (whole files), so
+    callers make a rerun tolerate them.
+    """
+    if not (is_remote(src) or is_remote(dst)):
+        os.replace(src, dst)
+        return
+    if FileSystems.exists(src):
+        pairs = [(src, dst)]
+    else:
+        pairs = [(path, join(dst, relative(path, src))) for path in files_under(src)]
+    for source, target in pairs:
+        FileSystems.copy([source], [target])
+        FileSystems.delete([source])
+
+
+def remove(path: str) -> None:
+    """Delete the file ``path``; a missing file is not an error."""
+    if is_remote(path):
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
+def remove_tree(folder: str) -> None:
+    """Delete ``folder`` and everything below it (every object under its prefix); a missing
+    folder is not an error."""
+    if is_remote(folder):
+        found = files_under(folder)
+        if found:
+            FileSystems.delete(found)
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_empty_dir(folder: str) -> None:
+    """Remove a local folder if it is empty (an object store has no folders to remove)."""
+    if not is_remote(folder):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)

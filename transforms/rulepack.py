@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
+from news_ingest.transforms import files
 
 SCOPES = ("line", "leading", "trailing", "anywhere")
 ACTIONS = ("drop", "move", "extract")
@@ -220,13 +221,14 @@ def pack_from_dict(data: Any, default_name: str) -> RulePack:
 
 
 def load_pack(path: str) -> RulePack:
-    """Read, validate and return the pack in a YAML file."""
-    default_name = os.path.splitext(os.path.basename(path))[0]
+    """Read, validate and return the pack in a YAML file (local or on an object store)."""
+    default_name = os.path.splitext(files.basename(path))[0]
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+        data = yaml.safe_load(files.read_text(path))
     except OSError as exc:
-        raise RulePackError(f"cannot read rule pack {path}: {exc.strerror}") from exc
+        raise RulePackError(f"cannot read rule pack {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RulePackError(f"rule pack {path} is not UTF-8 text: {exc}") from exc
     except yaml.YAMLError as exc:
         raise RulePackError(f"rule pack {path} is not valid YAML: {exc}") from exc
     return pack_from_dict(data, default_name)
@@ -237,10 +239,20 @@ def load_packs(directory: str | None) -> tuple[RulePack, ...]:
     given. A directory that is given but missing is an error, not an empty set of packs."""
     if not directory:
         return ()
-    if not os.path.isdir(directory):
-        raise RulePackError(f"rule pack directory {directory} does not exist")
-    names = sorted(n for n in os.listdir(directory) if n.endswith((".yaml", ".yml")))
-    packs = tuple(load_pack(os.path.join(directory, n)) for n in names)
+    if files.is_remote(directory):
+        # A prefix: the packs directly under it (an object store has no empty folder).
+        found = [
+            p for p in files.files_under(directory) if files.parent(p) == directory.rstrip("/")
+        ]
+        if not found:
+            raise RulePackError(f"rule pack directory {directory} does not exist")
+        paths = [p for p in found if p.endswith((".yaml", ".yml"))]
+    else:
+        if not os.path.isdir(directory):
+            raise RulePackError(f"rule pack directory {directory} does not exist")
+        names = sorted(n for n in os.listdir(directory) if n.endswith((".yaml", ".yml")))
+        paths = [os.path.join(directory, n) for n in names]
+    packs = tuple(load_pack(p) for p in paths)
     for pack in packs:
         if not pack.hosts and not pack.publishers:
             raise RulePackError(

@@ -6,6 +6,12 @@ written under ``OUT/_staging/<run_id>/`` and only moved into the table folders b
 ``commit_run`` once the whole pipeline has finished, so a crashed run leaves nothing partial
 under ``OUT/articles``; ``commit_run`` first removes the files an earlier attempt of the same
 run id committed, so a rerun replaces rather than adds.
+
+Every path goes through ``news_ingest.transforms.files``, so ``OUT`` may be a local folder or a
+prefix on an object store (``s3://``, ``gs://``). Locally a commit is a rename per file; an object
+store has no rename, so there a commit copies each staged file into its table folder and then
+deletes the staging area, and the run's files become visible one by one: the run's manifest,
+written after them, is the commit marker a reader must go by.
 """
 
 from __future__ import annotations
@@ -15,13 +21,13 @@ import datetime as dt
 import glob
 import os
 import re
-import shutil
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
+from news_ingest.transforms import atomic, files
 from news_ingest.transforms.atomic import atomic_path
 from news_ingest.transforms.dedup import IndexEntry, is_live
 from news_ingest.transforms.schema import ROW_ID, TABLES, UNIQUE_ROW_ID, stable_id, to_table
@@ -44,7 +50,7 @@ def shard_name(run_id: str, shard: int) -> str:
 
 
 def staging_dir(output: str, run_id: str) -> str:
-    return os.path.join(output, STAGING, run_id)
+    return files.join(output, STAGING, run_id)
 
 
 def validate_table(table: pa.Table, name: str) -> None:
@@ -67,9 +73,42 @@ def validate_table(table: pa.Table, name: str) -> None:
 def write_parquet(table: pa.Table, name: str, path: str) -> None:
     """Write ``table`` to ``path`` through a temporary name; read it back and validate first."""
     validate_table(table, name)
+    _write_file(table, path, lambda written: validate_table(written, name))
+
+
+def _write_file(
+    table: pa.Table, path: str, check: Callable[[pa.Table], None] | None = None
+) -> None:
+    """Write ``table`` to ``path`` whole: locally through a temporary name renamed over it; on
+    an object store encoded in memory and uploaded in one write. ``check`` sees the table as
+    read back from the written bytes before they replace ``path``."""
+    if files.is_remote(path):
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression=COMPRESSION)
+        data = sink.getvalue()
+        if check is not None:
+            check(pq.read_table(pa.BufferReader(data)))
+        atomic.write_bytes(path, data.to_pybytes())
+        return
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression=COMPRESSION)
-        validate_table(pq.read_table(tmp), name)
+        if check is not None:
+            check(pq.read_table(tmp))
+
+
+def read_parquet(path: str, **options: Any) -> pa.Table:
+    """Read a Parquet file, local or on an object store (``options`` go to ``pq.read_table``)."""
+    if files.is_remote(path):
+        return pq.read_table(pa.BufferReader(files.read_bytes(path)), **options)
+    return pq.read_table(path, **options)
+
+
+def parquet_metadata(path: str) -> pq.FileMetaData:
+    """The footer of a Parquet file, local or on an object store (only the footer is read)."""
+    if files.is_remote(path):
+        with files.open_read(path) as fh:
+            return pq.ParquetFile(fh).metadata
+    return pq.ParquetFile(path).metadata
 
 
 def write_shard(
@@ -77,8 +116,8 @@ def write_shard(
 ) -> tuple[str, str, int]:
     """Write one shard of table ``name`` (rows sorted by id) and return (table, path, rows)."""
     rows = sorted(rows, key=lambda r: (r[ROW_ID[name]], r.get("source_ref") or ""))
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, shard_name(run_id, shard))
+    files.makedirs(directory)
+    path = files.join(directory, shard_name(run_id, shard))
     write_parquet(to_table(rows, TABLES[name]), name, path)
     return name, path, len(rows)
 
@@ -132,7 +171,7 @@ class WriteTable(beam.PTransform):
         super().__init__()
         check_writer_args(name, run_id, shards)
         self.name = name
-        self.directory = os.path.join(staging_dir(output, run_id), name)
+        self.directory = files.join(staging_dir(output, run_id), name)
         self.run_id = run_id
         self.to_row = to_row
         self.shards = shards
@@ -150,47 +189,46 @@ class WriteTable(beam.PTransform):
 
 def prepare_run(output: str, run_id: str) -> None:
     """Clear what an interrupted attempt of ``run_id`` left in staging."""
-    shutil.rmtree(staging_dir(output, run_id), ignore_errors=True)
+    files.remove_tree(staging_dir(output, run_id))
 
 
 def committed_files(output: str, name: str, run_id: str | None = None) -> list[str]:
     """The committed Parquet files of a table (of one run when ``run_id`` is given)."""
-    files = sorted(glob.glob(os.path.join(output, name, "ingest_date=*", "*.parquet")))
+    found = files.glob(files.join(output, name, "ingest_date=*", "*.parquet"))
     if run_id is None:
-        return files
+        return found
     # Run ids may contain '-': match the whole name, so run "a" never claims run "a-b"'s files.
     own = re.compile(rf"part-{re.escape(run_id)}-\d{{5}}\.parquet")
-    return [f for f in files if own.fullmatch(os.path.basename(f))]
+    return [f for f in found if own.fullmatch(files.basename(f))]
 
 
 def commit_run(output: str, run_id: str, ingest_date: dt.date) -> dict[str, list[str]]:
     """Move the staged shards of ``run_id`` into the table folders, replacing that run's files.
 
     A table with no rows gets one empty file with its schema, so every table exists for loaders.
-    Returns the committed paths per table.
+    Returns the committed paths per table. On an object store each file is copied, then its
+    staged copy deleted (``files.rename``): a crash part-way leaves whole files of the run in
+    the table folders and no manifest; the rerun removes them before it commits its own.
     """
     stage = staging_dir(output, run_id)
     committed: dict[str, list[str]] = {}
     for name, schema in TABLES.items():
-        staged = sorted(glob.glob(os.path.join(stage, name, "*.parquet")))
+        staged = files.glob(files.join(stage, name, "*.parquet"))
         if not staged:
-            os.makedirs(os.path.join(stage, name), exist_ok=True)
-            empty = os.path.join(stage, name, shard_name(run_id, 0))
+            empty = files.join(stage, name, shard_name(run_id, 0))
             write_parquet(schema.empty_table(), name, empty)
             staged = [empty]
         for old in committed_files(output, name, run_id):
-            os.remove(old)
-        target_dir = os.path.join(output, name, f"ingest_date={ingest_date.isoformat()}")
-        os.makedirs(target_dir, exist_ok=True)
+            files.remove(old)
+        target_dir = files.join(output, name, f"ingest_date={ingest_date.isoformat()}")
+        files.makedirs(target_dir)
         committed[name] = []
         for path in staged:
-            target = os.path.join(target_dir, os.path.basename(path))
-            os.replace(path, target)
+            target = files.join(target_dir, files.basename(path))
+            files.rename(path, target)
             committed[name].append(target)
-    shutil.rmtree(stage, ignore_errors=True)
-    staging_root = os.path.join(output, STAGING)
-    if os.path.isdir(staging_root) and not os.listdir(staging_root):
-        os.rmdir(staging_root)
+    files.remove_tree(stage)
+    files.remove_empty_dir(files.join(output, STAGING))
     return committed
 
 
@@ -201,7 +239,8 @@ def commit_run(output: str, run_id: str, ingest_date: dt.date) -> dict[str, list
 # tables are committed (a crash in between makes the next run re-ingest this run's articles as
 # new, never lose any); a rerun of a run id replaces that run's folder. A stream adds one file
 # per round to its run's folder once the round's tables are written (``stream_index_path``).
-# ``prune_index`` deletes files whose entries are all older than the TTL.
+# ``prune_index`` deletes files whose entries are all older than the TTL. On an object store
+# the "rename" of the staged folder is a copy of each file and a delete (``files.rename``).
 
 INDEX_DIR = "_index"
 _RUN_PREFIX = "run="
@@ -226,11 +265,11 @@ INDEX_SCHEMA = pa.schema(
 
 def index_dir(output: str, configured: str | None = None) -> str:
     """The index folder: the configured path, else ``OUT/_index``."""
-    return configured or os.path.join(output, INDEX_DIR)
+    return configured or files.join(output, INDEX_DIR)
 
 
 def index_staging_dir(index: str, run_id: str) -> str:
-    return os.path.join(index, STAGING, run_id)
+    return files.join(index, STAGING, run_id)
 
 
 def index_rows(entries: Iterable[IndexEntry]) -> list[dict[str, Any]]:
@@ -241,26 +280,24 @@ def index_rows(entries: Iterable[IndexEntry]) -> list[dict[str, Any]]:
 
 def write_index_file(entries: Iterable[IndexEntry], path: str) -> str:
     """Write index entries to ``path`` atomically; returns the path."""
-    table = to_table(index_rows(entries), INDEX_SCHEMA)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression=COMPRESSION)
+    _write_file(to_table(index_rows(entries), INDEX_SCHEMA), path)
     return path
 
 
 def write_index_shard(entries: list[IndexEntry], directory: str, shard: int) -> str:
     """Write one staged index shard; returns its path."""
-    return write_index_file(entries, os.path.join(directory, f"part-{shard:05d}.parquet"))
+    return write_index_file(entries, files.join(directory, f"part-{shard:05d}.parquet"))
 
 
 def stream_index_path(index: str, run_id: str, label: str) -> str:
     """Where a stream's round adds its kept articles to the index (``label``: the round)."""
-    return os.path.join(index, f"{_RUN_PREFIX}{run_id}", f"part-{label}.parquet")
+    return files.join(index, f"{_RUN_PREFIX}{run_id}", f"part-{label}.parquet")
 
 
 def newest_entry_time(path: str) -> dt.datetime | None:
     """The latest ``indexed_at`` of an index file, from its footer's column statistics (the
     rows are not read); None when unknown (an old file, or an entry without a time)."""
-    meta = pq.ParquetFile(path).metadata
+    meta = parquet_metadata(path)
     names = [meta.schema.column(i).name for i in range(meta.num_columns)]
     if "indexed_at" not in names:
         return None
@@ -287,11 +324,12 @@ def prune_index(index: str, not_before: dt.datetime) -> list[str]:
     for path in index_files(index):
         newest = newest_entry_time(path)
         if newest is not None and newest < not_before:
-            os.remove(path)
+            files.remove(path)
             removed.append(path)
-    for folder in glob.glob(os.path.join(index, f"{_RUN_PREFIX}*")):
-        if os.path.isdir(folder) and not os.listdir(folder):
-            os.rmdir(folder)
+    if not files.is_remote(index):  # an object store has no folders to leave empty
+        for folder in glob.glob(os.path.join(index, f"{_RUN_PREFIX}*")):
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
     return removed
 
 
@@ -331,32 +369,35 @@ class WriteIndex(beam.PTransform):
 
 def prepare_index(index: str, run_id: str) -> None:
     """Clear what an interrupted attempt of ``run_id`` left in the index's staging folder."""
-    shutil.rmtree(index_staging_dir(index, run_id), ignore_errors=True)
+    files.remove_tree(index_staging_dir(index, run_id))
 
 
 def commit_index(index: str, run_id: str) -> list[str]:
     """Move the staged index of ``run_id`` into ``<index>/run=<run_id>/``, replacing an earlier
     attempt's; returns the committed files (one empty file when the run kept nothing)."""
     stage = index_staging_dir(index, run_id)
-    if not glob.glob(os.path.join(stage, "*.parquet")):
+    if not files.glob(files.join(stage, "*.parquet")):
         write_index_shard([], stage, 0)
-    target = os.path.join(index, f"{_RUN_PREFIX}{run_id}")
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(stage, target)
-    staging_root = os.path.join(index, STAGING)
-    if os.path.isdir(staging_root) and not os.listdir(staging_root):
-        os.rmdir(staging_root)
-    return sorted(glob.glob(os.path.join(target, "*.parquet")))
+    target = files.join(index, f"{_RUN_PREFIX}{run_id}")
+    files.remove_tree(target)
+    files.rename(stage, target)
+    files.remove_empty_dir(files.join(index, STAGING))
+    return files.glob(files.join(target, "*.parquet"))
 
 
 def index_files(index: str, exclude_run: str | None = None) -> list[str]:
-    """The committed index files of every run but ``exclude_run`` (listed on the launcher)."""
-    files = []
-    for folder in sorted(glob.glob(os.path.join(index, f"{_RUN_PREFIX}*"))):
-        if exclude_run is not None and os.path.basename(folder) == f"{_RUN_PREFIX}{exclude_run}":
-            continue
-        files.extend(sorted(glob.glob(os.path.join(folder, "*.parquet"))))
-    return files
+    """The committed index files of every run but ``exclude_run`` (listed on the launcher),
+    run folder by run folder."""
+    found = files.glob(files.join(index, f"{_RUN_PREFIX}*", "*.parquet"))
+    by_run = sorted(found, key=lambda path: (_run_folder(path), files.basename(path)))
+    if exclude_run is None:
+        return by_run
+    return [path for path in by_run if _run_folder(path) != f"{_RUN_PREFIX}{exclude_run}"]
+
+
+def _run_folder(path: str) -> str:
+    """The ``run=<run_id>`` folder name of an index file's path."""
+    return files.basename(files.parent(path))
 
 
 def read_index_file(
@@ -364,7 +405,7 @@ def read_index_file(
 ) -> Iterator[IndexEntry]:
     """The live entries of one index file: an entry of ``exclude_run`` is skipped (a rerun must
     not find its own earlier attempt), and so is one ingested before ``not_before`` (the TTL)."""
-    table = pq.read_table(path, schema=INDEX_SCHEMA)
+    table = read_parquet(path, schema=INDEX_SCHEMA)
     for row in table.to_pylist():
         if exclude_run is not None and row["run_id"] == exclude_run:
             continue

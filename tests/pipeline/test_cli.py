@@ -25,7 +25,7 @@ SEEDS = str(ROOT / "seeds")
         (["stream", "--inptu", "x"], "did you mean --input?"),
         (["run", "--frobnicate"], "unrecognized argument --frobnicate"),
         (["run", "--input", "a", "b"], "unrecognized arguments: b"),
-        (["load", "--duckdb", "x", "--ouput", "y"], "unrecognized arguments"),
+        (["load", "--duckdb", "x", "--ouput", "y"], "did you mean --output?"),
     ],
 )
 def test_unknown_flags_fail_with_exit_2_and_a_suggestion(capsys, tmp_path, args, suggestion):

@@ -10,6 +10,7 @@ import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from news_ingest.pipeline import manifest
 from news_ingest.pipeline.load import KEYS, LoadError, load_duckdb
 from news_ingest.transforms import schema, sinks
 from news_ingest.transforms.schema import Article, Duplicate
@@ -118,7 +119,11 @@ def test_copies_sharing_an_article_id_stay_separate_duplicates(tmp_path: Path) -
     (staging / "duplicates").mkdir(parents=True)
     pq.write_table(table, staging / "duplicates" / sinks.shard_name("r1", 0))
     sinks.write_shard("articles", [schema.article_row(kept)], str(staging / "articles"), "r1", 0)
-    sinks.commit_run(str(out), "r1", dt.date(2026, 1, 1))
+    committed = sinks.commit_run(str(out), "r1", dt.date(2026, 1, 1))
+    # The manifest is the commit marker: load reads the files it lists.
+    manifest.write_manifest(
+        str(out), {"run_id": "r1", "files": manifest.relative_files(str(out), committed)}
+    )
 
     db = tmp_path / "news.duckdb"
     for _ in range(2):
