@@ -762,6 +762,16 @@ def page_key(url: str, guid: str | None) -> str:
     return f"guid:{guid}|{canonical}" if guid else f"link:{canonical}"
 
 
+def work_item_key(item: PageRequest | RawDocument | DeadLetter) -> str:
+    """The identity of an entry's work in every stream: its page (``page_key``), its own
+    content by source, a dead letter by what failed (so one failure is written once)."""
+    if isinstance(item, PageRequest):
+        return page_key(item.url, dict(item.hints).get("guid"))
+    if isinstance(item, RawDocument):
+        return f"doc:{item.source_ref}"
+    return f"dead:{item.dead_letter_id}"
+
+
 class _EntryToWork(beam.DoFn):
     def __init__(self, fetch_pages: bool):
         self.fetch_pages = fetch_pages

@@ -130,6 +130,7 @@ def build_unbounded(
         tick_s=settings.poll_every,
         max_bytes=cfg.read.max_bytes,
         max_entries=cfg.feeds.max_entries,
+        seen_ttl_s=settings.seen_ttl,
         fetch_pages=cfg.feeds.fetch_pages,
         # keyed state holds each feed's state; the shared store only when one is configured
         state_dir=cfg.feeds.state_dir,

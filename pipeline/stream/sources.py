@@ -4,8 +4,8 @@ them, and the identity of each work item.
 Feeds are polled through the one poller of both drivers (``news_ingest.transforms.feeds``); here
 are the stream's own sources: the complete files in watched folders (the landing rule), the
 schedule of a replay, and ``work_key``, the key the streaming graph's ``SeenFilter`` and the
-launcher's seen store remember an item by (a feed entry's page by ``feeds.page_key``, the same
-identity in every driver).
+launcher's seen store remember an item by (a feed entry's work by ``feeds.work_item_key``, the
+same identity the unbounded graph's poller uses).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from news_ingest.pipeline.batch import UsageError
 from news_ingest.pipeline.config import Config, ConfigError, feed_sources, resolve
-from news_ingest.transforms.feeds import FeedSource, feed_source, load_feed_list, page_key
+from news_ingest.transforms.feeds import FeedSource, feed_source, load_feed_list, work_item_key
 from news_ingest.transforms.fetch import PageRequest
 from news_ingest.transforms.landing import LandingRule, is_ready, is_temp_name
 from news_ingest.transforms.schema import UTC, DeadLetter, RawDocument
@@ -28,17 +28,12 @@ from news_ingest.transforms.sources import FEED_LIST, kind_of, read_capped
 
 
 def work_key(item: Any) -> str:
-    """The seen-key of any work item of the stream: a page request (``feeds.page_key``), a
-    feed entry's own content, a watched file, a dead letter (keyed by what failed, so one
-    failure is written once)."""
-    if isinstance(item, PageRequest):
-        return page_key(item.url, dict(item.hints).get("guid"))
+    """The seen-key of any work item of the stream: a watched file by path and signature, a
+    feed entry's work by ``feeds.work_item_key``."""
     if isinstance(item, WatchedFile):
         return f"file:{item.path}|{item.signature}"
-    if isinstance(item, RawDocument):
-        return f"doc:{item.source_ref}"
-    if isinstance(item, DeadLetter):
-        return f"dead:{item.dead_letter_id}"
+    if isinstance(item, PageRequest | RawDocument | DeadLetter):
+        return work_item_key(item)
     return f"other:{item!r}"
 
 

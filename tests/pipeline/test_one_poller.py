@@ -23,7 +23,7 @@ def _rss(base: str) -> bytes:
         '<?xml version="1.0"?><rss version="2.0"><channel><title>Gazette</title>'
         f"<item><title>Harbour reopens</title><link>{base}/news/harbour.html</link>"
         "<guid>h-1</guid></item>"
-        "<item><title>A teaser without a link</title><guid isPermaLink="false">no-link-1</guid></item>"
+        "<item><title>A teaser without a link</title><guid isPermaLink='false'>no-link-1</guid></item>"
         "</channel></rss>"
     ).encode()
 

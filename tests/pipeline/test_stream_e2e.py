@@ -353,8 +353,9 @@ def test_the_unbounded_graph_for_dataflow_and_flink_runs_bounded_on_the_fnapi_ru
         # the one poller's counters, as in a batch run
         assert counters[("feeds", "parsed")] == 2  # the first poll and the one after it grew
         assert counters[("feeds", "not_modified")] >= 1  # later polls conditional, unchanged
-        assert counters[("seen", "new")] == 3
-        assert counters[("seen", "repeated")] == 2  # 1 and 2 listed again with 3, not fetched
+        assert counters[("feeds", "entries_new")] == 3
+        assert counters[("feeds", "entries_seen")] == 2  # 1 and 2 listed again with 3
+        assert not list(out.glob("duplicates/*/*.parquet"))  # none fetched and written again
         # The unbounded job adds what it kept to the cross-run index, with signatures.
         entries = list(sinks.read_index(sinks.index_files(index)))
         kept = read_table(out, "articles").column("article_id").to_pylist()

@@ -12,8 +12,8 @@ def test_poll_feeds_forever_checks_its_arguments():
     policy = FetchPolicy()
     feed = [FeedSource("http://x/f")]
     with pytest.raises(ValueError):
-        PollFeedsForever([], policy, tick_s=1, max_bytes=10, max_entries=10)
+        PollFeedsForever([], policy, tick_s=1, max_bytes=10, max_entries=10, seen_ttl_s=1)
     with pytest.raises(ValueError):
-        PollFeedsForever(feed, policy, tick_s=0, max_bytes=10, max_entries=1)
+        PollFeedsForever(feed, policy, tick_s=0, max_bytes=10, max_entries=1, seen_ttl_s=1)
     with pytest.raises(ValueError):
-        PollFeedsForever(feed, policy, tick_s=1, max_bytes=10, max_entries=0)
+        PollFeedsForever(feed, policy, tick_s=1, max_bytes=10, max_entries=0, seen_ttl_s=1)
