@@ -659,10 +659,11 @@ def poll_feed(
 
 
 def count_poll(stage: str, polled: Polled) -> None:
-    """The counters of one poll, the same in every driver: ``<stage>/<status>``, ``bozo``,
-    ``entries`` and ``entries_over_cap``. A failed poll is counted with its dead letter
-    (``reason:<code>``, by ``ApplyStage`` in the batch graph)."""
-    if polled.status != FAILED:
+    """The counters of one poll, the same in every driver: ``not_modified`` and ``not_due``
+    polls, ``bozo`` feeds, ``entries`` and ``entries_over_cap``. A parsed poll shows in
+    ``entries``; a failed one is counted with its dead letter (``reason:<code>``, by
+    ``ApplyStage`` in the batch graph)."""
+    if polled.status in (NOT_MODIFIED, NOT_DUE):
         Metrics.counter(stage, polled.status).inc()
     if polled.bozo:
         Metrics.counter(stage, "bozo").inc()
