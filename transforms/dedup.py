@@ -763,8 +763,8 @@ def known_keys(entries: Iterable[IndexEntry], not_before: dt.datetime | None) ->
 
 
 def entry_of_row(row: dict[str, Any], params: NearParams, run_id: str) -> IndexEntry:
-    """The index entry of a written article row (a stream's kept article: no signature, so a
-    later run matches it by URL and content hash only)."""
+    """The index entry of a written article row (a stream's kept article), without its
+    signature: ``transforms.stream.dedup.signed_entries`` signs it from the row's text."""
     return IndexEntry(
         article_id=row["article_id"],
         canonical_url=row.get("canonical_url"),

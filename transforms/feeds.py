@@ -9,6 +9,7 @@ fallbacks for the page's own metadata at extraction.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import html
@@ -34,7 +35,7 @@ from news_ingest.transforms.sources import read_capped
 from news_ingest.transforms.stage import ApplyStage, StageError, dead_letter
 from news_ingest.transforms.web.charsets import sniff_unicode
 from news_ingest.transforms.web.http import Fetcher, FetchError, FetchPolicy
-from news_ingest.transforms.web.urls import host_key
+from news_ingest.transforms.web.urls import canonicalize_url, host_key
 
 STAGE = "feeds"
 
@@ -477,103 +478,98 @@ def entry_document(entry: FeedEntry) -> RawDocument | None:
     )
 
 
-# --- Conditional-GET state ----------------------------------------------------------------
+# --- Feed state and the one poller -------------------------------------------------------
 
 
-def state_path(state_dir: str, url: str) -> str:
-    """The state file of a feed; ``state_dir`` may be a folder or an object-store prefix."""
-    return files.join(state_dir, f"feed-{stable_id('feed', url)}.json")
+@dataclasses.dataclass(frozen=True)
+class FeedState:
+    """What is remembered of a feed between polls, in every driver: its validators and when it
+    was last polled (epoch seconds). The batch graph, the stream launcher and the unbounded
+    graph all poll through ``poll_feed`` on this state and keep it in a ``FeedStateStore``."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    polled_at: float | None = None
+
+    def due(self, interval_s: float, now: float) -> bool:
+        return self.polled_at is None or now - self.polled_at >= interval_s
+
+    def to_json(self, url: str) -> dict[str, Any]:
+        """The stored form: ``{url, etag, last_modified, polled_at}`` (ISO 8601, UTC)."""
+        polled = None
+        if self.polled_at is not None:
+            polled = dt.datetime.fromtimestamp(self.polled_at, UTC).isoformat()
+        return {
+            "url": url,
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+            "polled_at": polled,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, url: str) -> FeedState:
+        """The state stored for ``url`` (an empty state when ``data`` is another feed's or
+        malformed)."""
+        if not isinstance(data, dict) or data.get("url") != url:
+            return cls()
+        polled_at = None
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            polled_at = dt.datetime.fromisoformat(data["polled_at"]).timestamp()
+        etag, modified = data.get("etag"), data.get("last_modified")
+        return cls(
+            etag if isinstance(etag, str) else None,
+            modified if isinstance(modified, str) else None,
+            polled_at,
+        )
 
 
-def load_state(state_dir: str | None, url: str) -> dict[str, Any]:
-    """The validators remembered for a feed (empty when none or unreadable)."""
-    if not state_dir:
-        return {}
-    try:
-        data = json.loads(files.read_text(state_path(state_dir, url)))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) and data.get("url") == url else {}
+class FeedStateStore:
+    """The one feed-state store: ``<folder>/feed-<hash of the URL>.json`` per feed, each written
+    whole under a temporary name, then renamed (so a reader never sees half a file). Without a
+    folder nothing is remembered: every poll is due and unconditional. Holds no cache, so any
+    number of workers may share one folder."""
 
+    def __init__(self, folder: str | None):
+        self.folder = folder
 
-def save_state(
-    state_dir: str | None,
-    url: str,
-    etag: str | None,
-    modified: str | None,
-    polled_at: dt.datetime,
-) -> None:
-    """Remember a feed's validators and poll time; written whole under a temporary name,
-    then renamed, so a reader never sees half a file."""
-    if not state_dir:
-        return
-    files.makedirs(state_dir)
-    path = state_path(state_dir, url)
-    body = {
-        "url": url,
-        "etag": etag,
-        "last_modified": modified,
-        "polled_at": polled_at.isoformat(),
-    }
-    atomic.write_json(path, body)
+    def path(self, url: str) -> str:
+        """The state file of a feed; the folder may be an object-store prefix."""
+        assert self.folder is not None
+        return files.join(self.folder, f"feed-{stable_id('feed', url)}.json")
+
+    def load(self, url: str) -> FeedState:
+        """The state remembered for a feed (empty when none or unreadable)."""
+        if not self.folder:
+            return FeedState()
+        try:
+            return FeedState.from_json(json.loads(files.read_text(self.path(url))), url)
+        except (OSError, ValueError):
+            return FeedState()
+
+    def save(self, url: str, state: FeedState) -> None:
+        if self.folder:
+            files.makedirs(self.folder)
+            atomic.write_json(self.path(url), state.to_json(url))
 
 
 # What became of a poll.
 PARSED = "parsed"
 NOT_MODIFIED = "not_modified"
 NOT_DUE = "not_due"
+FAILED = "failed"
 
 
-def _is_due(state: dict[str, Any], interval_s: float, now: dt.datetime) -> bool:
-    try:
-        last = dt.datetime.fromisoformat(state["polled_at"])
-    except (KeyError, TypeError, ValueError):
-        return True
-    return (now - last).total_seconds() >= interval_s
+@dataclasses.dataclass(frozen=True)
+class Polled:
+    """One poll of one feed: what happened, the feed's new state, its entries (at most
+    ``max_entries``) or the dead letter of its failure."""
 
-
-def poll_feed(
-    fetcher: Fetcher | None,
-    source: FeedSource,
-    max_bytes: int,
-    state_dir: str | None = None,
-    now: dt.datetime | None = None,
-) -> tuple[str, ParsedFeed | None]:
-    """Read or fetch one feed and parse it.
-
-    With a ``state_dir``, a remote feed is polled only when its ``poll_interval`` has passed
-    since the last poll (else ``NOT_DUE``), and conditionally (``If-None-Match`` /
-    ``If-Modified-Since``): an unchanged feed gives ``NOT_MODIFIED``.
-
-    Returns:
-        ``(PARSED, feed)``, ``(NOT_MODIFIED, None)`` or ``(NOT_DUE, None)``.
-
-    Raises:
-        FetchError: the fetch failed or was refused.
-        StageError: the feed is unusable.
-        OSError, ValueError: a local feed file cannot be read.
-    """
-    if not source.is_remote:
-        return PARSED, parse_feed(read_capped(source.url, max_bytes), source.url, None, source)
-    assert fetcher is not None
-    now = now or dt.datetime.now(UTC)
-    state = load_state(state_dir, source.url)
-    if state and not _is_due(state, source.poll_interval_s, now):
-        return NOT_DUE, None
-    result = fetcher.fetch(
-        source.url,
-        etag=state.get("etag"),
-        last_modified=state.get("last_modified"),
-        accept=FEED_ACCEPT,
-    )
-    if result.not_modified:
-        etag = result.etag or state.get("etag")
-        modified = result.last_modified or state.get("last_modified")
-        save_state(state_dir, source.url, etag, modified, now)
-        return NOT_MODIFIED, None
-    parsed = parse_feed(result.content, result.final_url, result.content_type, source)
-    save_state(state_dir, source.url, result.etag, result.last_modified, now)
-    return PARSED, parsed
+    status: str
+    state: FeedState
+    entries: tuple[FeedEntry, ...] = ()
+    dead: DeadLetter | None = None
+    bozo: bool = False
+    over_cap: int = 0
 
 
 def feed_dead_letter(
@@ -589,10 +585,87 @@ def feed_dead_letter(
     )
 
 
+def _failure(source: FeedSource, exc: BaseException) -> DeadLetter:
+    if isinstance(exc, FetchError | StageError):
+        reason, message = exc.reason, exc.message
+    elif isinstance(exc, OSError | ValueError | EOFError):
+        reason, message = ("too_large" if "exceeds" in str(exc) else "unreadable"), str(exc)
+    else:
+        reason, message = "exception", repr(exc)
+    return feed_dead_letter(source, STAGE, reason, message, type(exc).__name__)
+
+
+def poll_feed(
+    fetcher: Fetcher | None,
+    source: FeedSource,
+    state: FeedState,
+    now: float,
+    max_bytes: int,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> Polled:
+    """Poll one feed: the one poller of the batch graph, the stream launcher and the unbounded
+    graph (feed source + its state -> entries, new state, dead letter).
+
+    A remote feed is fetched only when its ``poll_interval`` has passed since
+    ``state.polled_at`` (else ``NOT_DUE``), conditionally (``If-None-Match`` /
+    ``If-Modified-Since``): an unchanged feed gives ``NOT_MODIFIED``. A local feed file is read
+    every time, and its state stays empty. A failure is returned as a dead letter (stage
+    ``feeds``, ``FAILED``), never raised: one bad feed must not stop a run or a stream; an
+    unexpected error is one too (reason ``exception``). A failed poll counts as a poll, so the
+    feed is tried again after its interval, not at once.
+    """
+    try:
+        if not source.is_remote:
+            parsed = parse_feed(read_capped(source.url, max_bytes), source.url, None, source)
+            new_state = state
+        else:
+            if not state.due(source.poll_interval_s, now):
+                return Polled(NOT_DUE, state)
+            assert fetcher is not None
+            result = fetcher.fetch(
+                source.url,
+                etag=state.etag,
+                last_modified=state.last_modified,
+                accept=FEED_ACCEPT,
+            )
+            if result.not_modified:
+                kept = FeedState(
+                    result.etag or state.etag, result.last_modified or state.last_modified, now
+                )
+                return Polled(NOT_MODIFIED, kept)
+            parsed = parse_feed(result.content, result.final_url, result.content_type, source)
+            new_state = FeedState(result.etag, result.last_modified, now)
+    except Exception as exc:  # noqa: BLE001 - one feed's failure or bug must not stop the rest
+        failed = state if not source.is_remote else dataclasses.replace(state, polled_at=now)
+        return Polled(FAILED, failed, dead=_failure(source, exc))
+    kept_entries = parsed.entries[:max_entries]
+    return Polled(
+        PARSED,
+        new_state,
+        kept_entries,
+        bozo=parsed.bozo is not None,
+        over_cap=len(parsed.entries) - len(kept_entries),
+    )
+
+
+def count_poll(stage: str, polled: Polled) -> None:
+    """The counters of one poll, the same in every driver: ``not_modified`` and ``not_due``
+    polls, ``bozo`` feeds, ``entries`` and ``entries_over_cap``. A parsed poll shows in
+    ``entries``; a failed one is counted with its dead letter (``reason:<code>``, by
+    ``ApplyStage`` in the batch graph)."""
+    if polled.status in (NOT_MODIFIED, NOT_DUE):
+        Metrics.counter(stage, polled.status).inc()
+    if polled.bozo:
+        Metrics.counter(stage, "bozo").inc()
+    if polled.entries:
+        Metrics.counter(stage, "entries").inc(len(polled.entries))
+    if polled.over_cap:
+        Metrics.counter(stage, "entries_over_cap").inc(polled.over_cap)
+
+
 class _PollHostFeeds(FetcherDoFn):
     """Polls all feeds of one host in turn with one fetcher (politeness holds per host). Each
-    feed that fails is its own dead letter (an unexpected error too: reason ``exception``),
-    and the host's other feeds go on."""
+    feed that fails is its own dead letter, and the host's other feeds go on."""
 
     def __init__(
         self, policy: FetchPolicy, max_bytes: int, max_entries: int, state_dir: str | None
@@ -600,35 +673,21 @@ class _PollHostFeeds(FetcherDoFn):
         super().__init__(policy)
         self.max_bytes = max_bytes
         self.max_entries = max_entries
-        self.state_dir = state_dir
-        self.bozo = Metrics.counter(STAGE, "bozo")
-        self.entries = Metrics.counter(STAGE, "entries")
+        self.store = FeedStateStore(state_dir)
 
     def process(self, keyed: tuple[str, Iterable[FeedSource]]) -> Iterator[FeedEntry | DeadLetter]:
         _host, sources = keyed
         for source in sorted(set(sources), key=lambda s: s.url):
-            try:
-                status, parsed = poll_feed(self.fetcher, source, self.max_bytes, self.state_dir)
-            except (FetchError, StageError) as exc:
-                yield feed_dead_letter(source, STAGE, exc.reason, exc.message, type(exc).__name__)
-                continue
-            except (OSError, ValueError, EOFError) as exc:
-                reason = "too_large" if "exceeds" in str(exc) else "unreadable"
-                yield feed_dead_letter(source, STAGE, reason, str(exc), type(exc).__name__)
-                continue
-            except Exception as exc:  # noqa: BLE001 - one feed's bug must not lose its host
-                yield feed_dead_letter(source, STAGE, "exception", repr(exc), type(exc).__name__)
-                continue
-            if parsed is None:
-                Metrics.counter(STAGE, status).inc()
-                continue
-            if parsed.bozo:
-                self.bozo.inc()
-            kept = parsed.entries[: self.max_entries]
-            if len(parsed.entries) > len(kept):
-                Metrics.counter(STAGE, "entries_over_cap").inc(len(parsed.entries) - len(kept))
-            self.entries.inc(len(kept))
-            yield from kept
+            state = self.store.load(source.url)
+            polled = poll_feed(
+                self.fetcher, source, state, time.time(), self.max_bytes, self.max_entries
+            )
+            if polled.state != state:
+                self.store.save(source.url, polled.state)
+            count_poll(STAGE, polled)
+            if polled.dead is not None:
+                yield polled.dead
+            yield from polled.entries
 
 
 def _source_host(source: FeedSource) -> str:
@@ -670,22 +729,44 @@ def _entry_dead(entry: FeedEntry, reason: str, message: str) -> DeadLetter:
     )
 
 
+def entry_work(
+    entry: FeedEntry, fetch_pages: bool = True
+) -> PageRequest | RawDocument | DeadLetter:
+    """What an entry becomes in every driver: its page fetch (``fetch_pages``), else a document
+    of its own content; a dead letter (``no_link``, ``no_content``) when it has neither."""
+    if fetch_pages:
+        if entry.link is None:
+            return _entry_dead(entry, "no_link", "feed entry without a link")
+        return entry_request(entry)
+    doc = entry_document(entry)
+    if doc is None:
+        return _entry_dead(entry, "no_content", "feed entry without content")
+    return doc
+
+
+def page_key(url: str, guid: str | None) -> str:
+    """The identity of a page to fetch for a feed entry, in every driver: the entry guid with
+    the canonical link, else the canonical link."""
+    canonical = canonicalize_url(url) or url
+    return f"guid:{guid}|{canonical}" if guid else f"link:{canonical}"
+
+
+def work_item_key(item: PageRequest | RawDocument | DeadLetter) -> str:
+    """The identity of an entry's work in every stream: its page (``page_key``), its own
+    content by source, a dead letter by what failed (so one failure is written once)."""
+    if isinstance(item, PageRequest):
+        return page_key(item.url, dict(item.hints).get("guid"))
+    if isinstance(item, RawDocument):
+        return f"doc:{item.source_ref}"
+    return f"dead:{item.dead_letter_id}"
+
+
 class _EntryToWork(beam.DoFn):
     def __init__(self, fetch_pages: bool):
         self.fetch_pages = fetch_pages
 
     def process(self, entry: FeedEntry) -> Iterator[PageRequest | RawDocument | DeadLetter]:
-        if self.fetch_pages:
-            if entry.link is None:
-                yield _entry_dead(entry, "no_link", "feed entry without a link")
-            else:
-                yield entry_request(entry)
-            return
-        doc = entry_document(entry)
-        if doc is None:
-            yield _entry_dead(entry, "no_content", "feed entry without content")
-        else:
-            yield doc
+        yield entry_work(entry, self.fetch_pages)
 
 
 # Counters of the second pass of the feeds stage (entries to page requests or documents).

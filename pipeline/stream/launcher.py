@@ -1,10 +1,11 @@
-"""The stream launcher (stream-only): what a stream reads, the polling loop that feeds each
-round's new work to the streaming graph, and how it stops.
+"""The stream launcher (stream-only): the polling loop that feeds each round's new work to the
+streaming graph, and how it stops (what a stream reads is ``sources``).
 
 Beam 2.77's Python DirectRunner runs streaming graphs only on its bundle-based engine, which
 cannot expand a splittable DoFn in streaming mode; so here the launcher polls and feeds each
-round to the graph as a ``TestStream`` (see ``news_ingest.pipeline.stream``). On Dataflow and Flink the same
-graph is submitted fed by ``PollFeedsForever`` (``submit_unbounded``).
+round to the graph as a ``TestStream`` (see ``news_ingest.pipeline.stream``). On Dataflow and
+Flink the same graph is submitted fed by ``PollFeedsForever`` (``submit_unbounded``). Both poll
+feeds through the one poller (``feeds.poll_feed``) on the one feed state.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -25,48 +25,38 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils.timestamp import Timestamp
 from news_ingest.pipeline import __version__, graph
 from news_ingest.pipeline.batch import UsageError, check_output, check_run_id, new_run_id
-from news_ingest.pipeline.config import (
-    Config,
-    ConfigError,
-    StreamConfig,
-    fetch_policy,
-    landing_rule,
-    resolve,
-)
+from news_ingest.pipeline.config import Config, StreamConfig, fetch_policy, landing_rule
 from news_ingest.pipeline.stream import manifest as stream_manifest
 from news_ingest.pipeline.stream import state
 from news_ingest.pipeline.stream.graph import build_stream, build_unbounded, round_stream
 from news_ingest.pipeline.stream.manifest import RUNNER
-from news_ingest.transforms import sinks
-from news_ingest.transforms.feeds import FeedSource
-from news_ingest.transforms.fetch import Fetcher, PageRequest
-from news_ingest.transforms.poll import (
-    NOT_DUE,
-    FeedState,
-    Release,
-    SeenStore,
+from news_ingest.pipeline.stream.sources import (
+    Source,
     WatchedFile,
-    document_time,
-    entry_work,
-    poll_once,
-    replay_schedule,
+    replay_source,
     scan_files,
+    stream_source,
     work_key,
 )
+from news_ingest.pipeline.stream.state import SeenStore
+from news_ingest.transforms import sinks
+from news_ingest.transforms.feeds import (
+    NOT_DUE,
+    FeedState,
+    FeedStateStore,
+    entry_work,
+    poll_feed,
+)
+from news_ingest.transforms.fetch import Fetcher, PageRequest
 from news_ingest.transforms.schema import UTC
-from news_ingest.transforms.sources import FEED_LIST, kind_of
-from news_ingest.transforms.windows import to_timestamp
+from news_ingest.transforms.stream.dedup import KnownIndex
+from news_ingest.transforms.stream.windows import to_timestamp
+
+# Defined in ``sources``; imported here too because the CLI and tests reach them as
+# ``launcher.stream_source`` and ``launcher.replay_source``.
+__all__ = ["replay_source", "run_stream", "stream_source", "submit_unbounded"]
 
 LOG = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class Source:
-    """What a stream reads: feeds, watched paths, or a replay schedule."""
-
-    feeds: list[FeedSource] = dataclasses.field(default_factory=list)
-    watch: list[str] = dataclasses.field(default_factory=list)
-    replay: list[Release] | None = None
 
 
 @dataclasses.dataclass
@@ -121,14 +111,15 @@ def _run_round(
     cfg: Config,
     ctx: graph.RunContext,
     output: str,
-    known: dict[str, str],
+    known: KnownIndex,
+    index: str | None,
     watermark: Timestamp | None,
     beam_args: list[str],
 ) -> None:
     options = PipelineOptions(beam_args, runner=RUNNER, streaming=True)
     p = beam.Pipeline(options=options)
     work = p | "Work" >> round_stream(items, watermark)
-    build_stream(work, cfg, ctx, output, known)
+    build_stream(work, cfg, ctx, output, known, index)
     p.run().wait_until_finish()
 
 
@@ -141,13 +132,17 @@ def watched_files(source: Source, cfg: Config, now: float) -> list[WatchedFile]:
 def _collect(
     source: Source,
     store: SeenStore,
+    feed_store: FeedStateStore,
+    polled_states: dict[str, FeedState],
     fetcher: Fetcher | None,
     cfg: Config,
     stats: Stats,
     started: float,
     now: float,
 ) -> tuple[list[tuple[Any, Timestamp]], list[str]]:
-    """The new work of this round with element times, and its seen keys."""
+    """The new work of this round with element times, and its seen keys; the feeds' new states
+    go to ``polled_states``, saved once the round's files are written (a round that fails
+    leaves the validators as they were, so its entries are fetched again, not lost)."""
     items: list[tuple[Any, Timestamp]] = []
     keys: list[str] = []
     stamp = Timestamp(now)
@@ -163,16 +158,19 @@ def _collect(
     for feed in source.feeds:
         if fetcher is None:
             break
-        state = store.feeds.get(feed.url) or FeedState()
-        result = poll_once(fetcher, feed, state, now, cfg.feeds.max_entries)
-        stats.polls[result.status] += 1
-        if result.status == NOT_DUE:
+        feed_state = feed_store.load(feed.url)
+        polled = poll_feed(
+            fetcher, feed, feed_state, now, cfg.read.max_bytes, cfg.feeds.max_entries
+        )
+        stats.polls[polled.status] += 1
+        if polled.status == NOT_DUE:
             continue
-        store.feeds[feed.url] = result.state
-        if result.dead is not None:
-            offer(result.dead, stamp, None)
-        for entry in result.entries:
-            work = entry_work(entry)
+        if polled.state != feed_state:
+            polled_states[feed.url] = polled.state
+        if polled.dead is not None:
+            offer(polled.dead, stamp, None)
+        for entry in polled.entries:
+            work = entry_work(entry, cfg.feeds.fetch_pages)
             offer(work, stamp, work.source_ref if isinstance(work, PageRequest) else None)
     for found in watched_files(source, cfg, now):
         offer(found, stamp, None)
@@ -205,10 +203,11 @@ def run_stream(
     ctx = graph.RunContext(run_id=run_id, started_at=started_at, pipeline_version=__version__)
     state_path = os.path.join(state.state_dir(output), state.STATE_FILE)
     store = SeenStore(state_path, settings.seen_ttl)
+    feed_store = state.feed_store(cfg)
     index = state.index_folder(cfg)
     saved_at = os.path.getmtime(state_path) if os.path.exists(state_path) else 0.0
     # Rows written after the last save (a round that crashed before saving) count as seen, and
-    # their kept articles are indexed (again, if the crash came after the index file: harmless).
+    # their kept articles are indexed (again, if the graph indexed them already: harmless).
     recovered = state.remember_written(store, state.written_since(output, saved_at), started)
     state.index_kept(index, cfg, run_id, recovered, f"recovered-{int(saved_at * 1e6)}")
     meta = state.load_meta(output)
@@ -224,7 +223,10 @@ def run_stream(
     try:
         while True:
             now = time.time()
-            items, keys = _collect(source, store, fetcher, cfg, stats, started, now)
+            polled_states: dict[str, FeedState] = {}
+            items, keys = _collect(
+                source, store, feed_store, polled_states, fetcher, cfg, stats, started, now
+            )
             if items:
                 stats.rounds += 1
                 stats.items += len(items)
@@ -232,11 +234,10 @@ def run_stream(
                 # Rows are stamped with when their round ingested them (as a batch run stamps
                 # its start), and partitioned by that date.
                 round_ctx = dataclasses.replace(ctx, started_at=dt.datetime.fromtimestamp(now, UTC))
-                known = state.known_keys(index, round_ctx.started_at, cfg.dedup.ttl)
-                _run_round(items, cfg, round_ctx, output, known, watermark, beam_args or [])
-                kept = state.remember_written(store, state.written_since(output, now), now)
-                label = f"{round_ctx.started_at:%Y%m%dT%H%M%S%fZ}"
-                state.index_kept(index, cfg, run_id, kept, label)
+                known = state.known_index(index, cfg, round_ctx.started_at)
+                # The graph adds the round's kept articles to the index, pane by pane.
+                _run_round(items, cfg, round_ctx, output, known, index, watermark, beam_args or [])
+                state.remember_written(store, state.written_since(output, now), now)
                 if index is not None:
                     not_before = round_ctx.started_at - dt.timedelta(seconds=cfg.dedup.ttl)
                     sinks.prune_index(index, not_before)
@@ -249,6 +250,8 @@ def run_stream(
                 lagged = Timestamp(now - settings.watermark_lag)
                 watermark = lagged if watermark is None else max(watermark, lagged)
                 meta["watermark_micros"] = watermark.micros
+            for url, feed_state in polled_states.items():
+                feed_store.save(url, feed_state)
             # state.json last: its time marks what a restart may take as saved.
             state.save_meta(output, meta)
             store.save()
@@ -281,55 +284,6 @@ def _next_wait(source: Source, settings: StreamConfig, started: float) -> float:
     return settings.poll_every
 
 
-def stream_source(cfg: Config) -> Source:
-    """Feeds (feed URLs, feed files, feeds lists, ``feeds.sources``) and watched folders."""
-    from news_ingest.transforms.feeds import feed_source, load_feed_list
-
-    feeds: list[FeedSource] = []
-    watch: list[str] = []
-    for spec in cfg.inputs:
-        if spec.startswith(("http://", "https://")):
-            try:
-                feeds.append(feed_source(spec))
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from exc
-            continue
-        path = resolve(spec)
-        if os.path.isfile(path) and kind_of(path) == FEED_LIST:
-            try:
-                feeds.extend(load_feed_list(path))
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from exc
-        elif os.path.exists(path):
-            watch.append(path)
-        else:
-            raise UsageError(f"input not found: {spec}")
-    from news_ingest.pipeline.config import feed_sources
-
-    feeds.extend(feed_sources(cfg))
-    local = [f for f in feeds if not f.is_remote]
-    if local:
-        raise UsageError(
-            f"stream polls http(s) feeds; watch a folder for local files: {local[0].url}"
-        )
-    if not feeds and not watch:
-        raise UsageError("stream needs feeds (--input URL or a feeds list) or folders to watch")
-    return Source(feeds=sorted(set(feeds), key=lambda f: f.url), watch=watch)
-
-
-def replay_source(cfg: Config, paths: Sequence[str], speed: float) -> Source:
-    """The replay schedule of seed-style files (default ``seeds/``)."""
-    specs = [resolve(p) for p in paths] or [resolve("seeds")]
-    missing = [p for p in specs if not os.path.exists(p)]
-    if missing:
-        raise UsageError(f"input not found: {missing[0]}")
-    files = scan_files(specs)
-    if not files:
-        raise UsageError(f"no input files under {', '.join(specs)}")
-    times = {f.path: document_time(f.path, cfg.read.max_bytes) for f in files}
-    return Source(replay=replay_schedule(files, times, speed))
-
-
 def submit_unbounded(cfg: Config, run_id: str | None, beam_args: list[str]) -> str:
     """Submit the unbounded graph to Dataflow or Flink (state, timers and SDFs run there)."""
     from news_ingest.pipeline import runners
@@ -349,7 +303,8 @@ def submit_unbounded(cfg: Config, run_id: str | None, beam_args: list[str]) -> s
         pipeline_version=__version__,
     )
     p = beam.Pipeline(options=options)
-    known = state.known_keys(state.index_folder(cfg), started, cfg.dedup.ttl)
-    build_unbounded(p, cfg, ctx, cfg.output.path, known, source.feeds)
+    index = state.index_folder(cfg)
+    known = state.known_index(index, cfg, started)
+    build_unbounded(p, cfg, ctx, cfg.output.path, known, source.feeds, index)
     result = p.run()
     return f"news-ingest stream {ctx.run_id}: submitted to {cfg.runner.name} ({result.state})"

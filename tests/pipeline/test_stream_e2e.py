@@ -306,7 +306,9 @@ def test_the_unbounded_graph_for_dataflow_and_flink_runs_bounded_on_the_fnapi_ru
     from apache_beam.options.pipeline_options import PipelineOptions
     from news_ingest.pipeline import config, graph
     from news_ingest.pipeline.stream.graph import build_unbounded
+    from news_ingest.transforms import sinks
     from news_ingest.transforms.feeds import FeedSource
+    from news_ingest.transforms.stream.dedup import KnownIndex
 
     out = tmp_path / "out"
     with FeedSite() as site:
@@ -329,7 +331,11 @@ def test_the_unbounded_graph_for_dataflow_and_flink_runs_bounded_on_the_fnapi_ru
         # one poll on a busy machine). The FnApiRunner merges the metrics of every deferred
         # bundle of the impulse recursively, one level per bundle, so the depth grows with the
         # wall time (RecursionError at 1 s x 8 s): a local-runner limit, lifted for this run.
-        build_unbounded(p, cfg, ctx, str(out), {}, feeds, stop_after_s=6.0)
+        # The impulse's clock starts when the graph is built: on a machine at load 15-20,
+        # building the rest of the graph and starting the runner took 6 s (all 6 ticks of a
+        # 6 s bound then fired at once, one poll), hence 15 s.
+        index = str(out / "_index")
+        build_unbounded(p, cfg, ctx, str(out), KnownIndex(), feeds, index, stop_after_s=15.0)
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(max(limit, 20_000))
         try:
@@ -340,13 +346,23 @@ def test_the_unbounded_graph_for_dataflow_and_flink_runs_bounded_on_the_fnapi_ru
         urls = read_table(out, "articles").column("url").to_pylist()
         assert sorted(urls) == [f"{site.base}/a/{n}.html" for n in (1, 2, 3)]
         assert all(hits == 1 for hits in site.page_hits.values())
-        counters = {}
+        counters: dict[tuple[str, str], int] = {}
         for c in result.metrics().query()["counters"]:
-            counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + c.committed
-        assert counters["entries_new"] == 3
-        assert counters["parsed"] == 2  # the first poll and the one after the feed grew
-        assert counters["not_modified"] >= 1  # later polls were conditional and unchanged
-        assert counters.get("entries_seen", 0) == 2  # 1 and 2 listed again with 3, not emitted
+            name = (c.key.metric.namespace, c.key.metric.name)
+            counters[name] = counters.get(name, 0) + c.committed
+        # the one poller's counters, as in a batch run
+        # two parsed polls: the first (1, 2) and the one after the feed grew (1, 2, 3)
+        assert counters[("feeds", "entries")] == 5
+        assert counters[("feeds", "not_modified")] >= 1  # later polls conditional, unchanged
+        assert counters[("feeds", "entries_new")] == 3
+        assert counters[("feeds", "entries_seen")] == 2  # 1 and 2 listed again with 3
+        assert not list(out.glob("duplicates/*/*.parquet"))  # none fetched and written again
+        # The unbounded job adds what it kept to the cross-run index, with signatures.
+        entries = list(sinks.read_index(sinks.index_files(index)))
+        kept = read_table(out, "articles").column("article_id").to_pylist()
+        assert sorted(e.article_id for e in entries) == sorted(kept)
+        assert all(e.signature and e.shingle_count > 0 for e in entries)
+        assert {e.run_id for e in entries} == {"unbounded-1"}
 
 
 def test_stream_watches_a_folder_and_stops_on_sigterm(tmp_path):

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from news_ingest.pipeline.stream.sources import scan_files
 from news_ingest.transforms.landing import (
     LandingRule,
     has_marker,
@@ -17,7 +18,6 @@ from news_ingest.transforms.landing import (
     is_settled,
     is_temp_name,
 )
-from news_ingest.transforms.poll import scan_files
 
 from tests.conftest import ROOT, read_table
 

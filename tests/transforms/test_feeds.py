@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import pathlib
 import socket
 import textwrap
 from collections.abc import Iterator
@@ -18,23 +19,32 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from news_ingest.transforms.feeds import (
+    FAILED,
     NOT_DUE,
     NOT_MODIFIED,
     PARSED,
     EntriesToWork,
+    FeedEntry,
     FeedSource,
+    FeedState,
+    FeedStateStore,
+    Polled,
     PollFeeds,
     entry_authors,
     entry_document,
+    entry_work,
     feed_source,
     load_feed_list,
+    page_key,
     parse_feed,
     parse_interval,
     poll_feed,
     refuse_entity_declarations,
 )
+from news_ingest.transforms.fetch import PageRequest
+from news_ingest.transforms.schema import DeadLetter
 from news_ingest.transforms.stage import StageError
-from news_ingest.transforms.web.http import Fetcher, FetchError, FetchPolicy
+from news_ingest.transforms.web.http import Fetcher, FetchPolicy
 
 from tests.localhttp import LocalServer, Reply, serving
 
@@ -359,21 +369,89 @@ def test_conditional_get_and_poll_interval_with_a_state_folder(server: LocalServ
     server.routes["/feed.xml"] = feed
     source = FeedSource(url=server.url("/feed.xml"), poll_interval_s=600)
     fetcher = Fetcher(policy())
-    state = str(tmp_path / "state")
-    t0 = dt.datetime(2026, 11, 22, 6, 0, tzinfo=dt.UTC)
-    status, first = poll_feed(fetcher, source, 10_000, state, now=t0)
-    assert status == PARSED and len(first.entries) == 2
+    store = FeedStateStore(str(tmp_path / "state"))
+    t0 = dt.datetime(2026, 11, 22, 6, 0, tzinfo=dt.UTC).timestamp()
+
+    def poll(at: float, with_store: FeedStateStore = store):
+        polled = poll_feed(fetcher, source, with_store.load(source.url), at, 10_000)
+        with_store.save(source.url, polled.state)
+        return polled
+
+    first = poll(t0)
+    assert first.status == PARSED and len(first.entries) == 2
+    assert store.load(source.url) == FeedState('"rev1"', None, t0)
+    # The one stored form: url, validators, the poll time in ISO 8601.
+    stored = json.loads(pathlib.Path(store.path(source.url)).read_text(encoding="utf-8"))
+    assert stored == {
+        "url": source.url,
+        "etag": '"rev1"',
+        "last_modified": None,
+        "polled_at": "2026-11-22T06:00:00+00:00",
+    }
     # Within the poll interval the feed is not asked at all.
-    later = t0 + dt.timedelta(minutes=5)
-    assert poll_feed(fetcher, source, 10_000, state, now=later) == (NOT_DUE, None)
+    later = t0 + 300
+    assert poll(later) == Polled(NOT_DUE, store.load(source.url))
     assert server.hits["/feed.xml"] == 1
     # Once due, it is asked conditionally and the server says nothing changed.
-    due = t0 + dt.timedelta(minutes=11)
-    assert poll_feed(fetcher, source, 10_000, state, now=due) == (NOT_MODIFIED, None)
+    due = t0 + 660
+    assert poll(due).status == NOT_MODIFIED
     assert server.headers_of("/feed.xml")[1]["If-None-Match"] == '"rev1"'
     # Without a state folder every poll is a full GET.
-    assert poll_feed(fetcher, source, 10_000, None, now=later)[0] == PARSED
+    assert poll(later, FeedStateStore(None)).status == PARSED
     assert "If-None-Match" not in server.headers_of("/feed.xml")[2]
+
+
+def test_a_failed_poll_is_a_dead_letter_and_waits_for_the_interval(server: LocalServer):
+    server.routes["/broken.xml"] = Reply(500)
+    source = FeedSource(url=server.url("/broken.xml"), poll_interval_s=60)
+    fetcher = Fetcher(policy())
+    try:
+        polled = poll_feed(fetcher, source, FeedState(), 5.0, 10_000)
+        assert polled.status == FAILED and polled.entries == ()
+        assert polled.dead is not None
+        assert (polled.dead.stage, polled.dead.reason) == ("feeds", "http_500")
+        assert polled.state.polled_at == 5.0  # tried again after the interval, not at once
+        assert poll_feed(fetcher, source, polled.state, 30.0, 10_000).status == NOT_DUE
+    finally:
+        fetcher.close()
+
+
+def test_poll_feed_caps_entries_and_says_how_many_it_dropped(server: LocalServer):
+    server.routes["/feed.xml"] = Reply(body=RSS20, headers={"Content-Type": "application/rss+xml"})
+    fetcher = Fetcher(policy())
+    try:
+        polled = poll_feed(
+            fetcher, FeedSource(server.url("/feed.xml")), FeedState(), 1.0, 10_000, 1
+        )
+    finally:
+        fetcher.close()
+    assert len(polled.entries) == 1 and polled.over_cap == 1
+
+
+def test_feed_state_from_another_feed_or_malformed_is_empty():
+    state = FeedState('"e"', "Mon", 10.0)
+    assert FeedState.from_json(state.to_json("http://a/f"), "http://a/f") == state
+    assert FeedState.from_json(state.to_json("http://a/f"), "http://b/f") == FeedState()
+    assert FeedState.from_json({"url": "u", "polled_at": 3}, "u") == FeedState()
+    assert FeedState.from_json([], "u") == FeedState()
+
+
+def test_entry_work_and_page_keys():
+    with_guid = FeedEntry("f", "http://example.org/a/1?utm_source=x", (("guid", "g-1"),))
+    no_guid = FeedEntry("f", "http://example.org/a/2#top", ())
+    work = entry_work(with_guid)
+    assert isinstance(work, PageRequest) and work.source_kind == "feed"
+    assert page_key(work.url, "g-1") == "guid:g-1|http://example.org/a/1"
+    assert page_key(no_guid.link, None) == "link:http://example.org/a/2"
+    dead = entry_work(FeedEntry("f", None, (("guid", "x"), ("title", "T"))))
+    assert isinstance(dead, DeadLetter)
+    assert (dead.stage, dead.reason, dead.source_ref, dead.excerpt) == (
+        "feeds",
+        "no_link",
+        "f#x",
+        "T",
+    )
+    assert entry_work(FeedEntry("f", None, ()), fetch_pages=False).reason == "no_content"
 
 
 def test_poll_feeds_and_entries_to_work(server: LocalServer, tmp_path):
@@ -609,9 +687,10 @@ def test_a_gzip_bomb_feed_is_refused(server: LocalServer):
         body=gzip.compress(b"<rss>" + b" " * (20 * 1024 * 1024)),
         headers={"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"},
     )
-    with pytest.raises(FetchError) as info:
-        poll_feed(Fetcher(policy(max_bytes=1024 * 1024)), FeedSource(server.url("/bomb.xml")), 1)
-    assert info.value.reason == "too_large"
+    fetcher = Fetcher(policy(max_bytes=1024 * 1024))
+    polled = poll_feed(fetcher, FeedSource(server.url("/bomb.xml")), FeedState(), 1.0, 1)
+    assert polled.status == FAILED and polled.dead is not None
+    assert (polled.dead.reason, polled.dead.error_type) == ("too_large", "FetchError")
 
 
 def test_json_nested_past_the_recursion_limit_is_a_bad_feed():

@@ -1,4 +1,4 @@
-"""Event-time windows for the streaming graph, and the per-window Parquet writer.
+"""Event-time windows for the streaming graph, and the per-window Parquet writer (stream-only).
 
 Event time is an article's ``published_at``, else the time its entry was fetched (the element
 timestamp the source gave it). Records are written in fixed event-time windows under the same
@@ -8,6 +8,11 @@ output contract as a batch run, with the window's UTC date as the ``ingest_date`
 
 The digest is a hash of the row ids of the pane, so a file name names its content: writing the
 same pane twice replaces a file with identical rows, and a different pane never overwrites one.
+
+With an ``IndexPanes`` target (the articles table), each pane's rows are then added to the
+cross-run index as one file, ``<index>/run=<run_id>/part-w<window start>[-late]-<digest>.parquet``,
+signed with MinHash (``stream.dedup.signed_entries``): after the pane's own file, so the index
+never names an article that was not written; a rewritten pane rewrites the same index file.
 
 Late data is never dropped. A stateful gate keyed by window marks a window closed once the
 watermark passes its end plus the allowed lateness; records that arrive for a closed window take
@@ -33,8 +38,16 @@ from apache_beam.transforms import trigger, userstate, window
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming
+from news_ingest.transforms.dedup import MinHasher, NearParams
 from news_ingest.transforms.schema import ROW_ID, TABLES, UTC, Article, stable_id, to_table
-from news_ingest.transforms.sinks import check_writer_args, shard_of, write_parquet
+from news_ingest.transforms.sinks import (
+    check_writer_args,
+    shard_of,
+    stream_index_path,
+    write_index_file,
+    write_parquet,
+)
+from news_ingest.transforms.stream.dedup import signed_entries
 
 STAGE = "window"
 LATE = "late"
@@ -191,14 +204,53 @@ class _LatenessGate(beam.DoFn):
         closed.write(True)
 
 
-class _WriteWindowPane(beam.DoFn):
-    def __init__(self, name: str, output: str, run_id: str, ingest_date: dt.date):
+@dataclasses.dataclass(frozen=True)
+class IndexPanes:
+    """Where the pane writer adds kept articles to the cross-run index, signed under
+    ``params`` (the ``dedup:`` section)."""
+
+    folder: str
+    params: NearParams
+
+
+class _PaneWriter(beam.DoFn):
+    """Writes panes of one table; with an ``IndexPanes`` target, each written pane's rows are
+    then added to the index."""
+
+    def __init__(
+        self, name: str, output: str, run_id: str, ingest_date: dt.date, index: IndexPanes | None
+    ):
         self.name = name
         self.output = output
         self.run_id = run_id
         self.ingest_date = ingest_date
-        self.files = Metrics.counter(STAGE, f"files:{name}")
-        self.late_panes = Metrics.counter(STAGE, f"late_panes:{name}")
+        self.index = index
+
+    def setup(self) -> None:
+        index = self.index
+        self.hasher = MinHasher(index.params) if index is not None and index.params.near else None
+        self.indexed = Metrics.counter(STAGE, f"index_files:{self.name}")
+
+    def write(
+        self, rows: list[dict[str, Any]], start: Timestamp, late: bool
+    ) -> tuple[str, str, int]:
+        written = write_pane(
+            self.name, rows, self.output, self.run_id, start, late, self.ingest_date
+        )
+        if self.index is not None and rows:
+            # the pane's file name without "part-<run_id>-" and ".parquet": window and digest
+            label = os.path.basename(written[1])[len(f"part-{self.run_id}-") : -len(".parquet")]
+            entries = signed_entries(rows, self.index.params, self.run_id, self.hasher)
+            write_index_file(entries, stream_index_path(self.index.folder, self.run_id, label))
+            self.indexed.inc()
+        return written
+
+
+class _WriteWindowPane(_PaneWriter):
+    def setup(self) -> None:
+        super().setup()
+        self.files = Metrics.counter(STAGE, f"files:{self.name}")
+        self.late_panes = Metrics.counter(STAGE, f"late_panes:{self.name}")
 
     def process(
         self,
@@ -210,33 +262,20 @@ class _WriteWindowPane(beam.DoFn):
         if late:
             self.late_panes.inc()
         self.files.inc()
-        yield write_pane(
-            self.name, list(keyed[1]), self.output, self.run_id, win.start, late, self.ingest_date
-        )
+        yield self.write(list(keyed[1]), win.start, late)
 
 
-class _WriteLateRecords(beam.DoFn):
-    def __init__(self, name: str, output: str, run_id: str, ingest_date: dt.date):
-        self.name = name
-        self.output = output
-        self.run_id = run_id
-        self.ingest_date = ingest_date
-        self.files = Metrics.counter(STAGE, f"late_files:{name}")
+class _WriteLateRecords(_PaneWriter):
+    def setup(self) -> None:
+        super().setup()
+        self.files = Metrics.counter(STAGE, f"late_files:{self.name}")
 
     def process(
         self, keyed: tuple[tuple[int, int], Iterable[dict[str, Any]]]
     ) -> Iterable[tuple[str, str, int]]:
         (start_micros, _shard), rows = keyed
         self.files.inc()
-        yield write_pane(
-            self.name,
-            list(rows),
-            self.output,
-            self.run_id,
-            Timestamp(micros=start_micros),
-            True,
-            self.ingest_date,
-        )
+        yield self.write(list(rows), Timestamp(micros=start_micros), True)
 
 
 class WriteWindowed(beam.PTransform):
@@ -250,6 +289,7 @@ class WriteWindowed(beam.PTransform):
         spec: window size and allowed lateness.
         ingest_date: the partition the files go to (the UTC date the rows were ingested).
         shards: files per pane (and parallel writers).
+        index: add each written pane's rows to the cross-run index (articles only).
 
     Returns a PCollection of ``(table, path, rows)`` for every file written.
     """
@@ -263,9 +303,13 @@ class WriteWindowed(beam.PTransform):
         spec: WindowSpec,
         ingest_date: dt.date,
         shards: int = 1,
+        index: IndexPanes | None = None,
     ):
         super().__init__()
         check_writer_args(name, run_id, shards)
+        if index is not None and name != "articles":
+            raise ValueError(f"only kept articles are indexed, not {name}")
+        self.index = index
         self.name = name
         self.output = output
         self.run_id = run_id
@@ -298,7 +342,9 @@ class WriteWindowed(beam.PTransform):
             | "KeyByShard" >> beam.Map(lambda row: (shard_of(row[key], shards), row))
             | "GroupPanes" >> beam.GroupByKey()
             | "WritePanes"
-            >> beam.ParDo(_WriteWindowPane(self.name, self.output, self.run_id, self.ingest_date))
+            >> beam.ParDo(
+                _WriteWindowPane(self.name, self.output, self.run_id, self.ingest_date, self.index)
+            )
         )
         late = (
             gated[LATE]
@@ -312,7 +358,9 @@ class WriteWindowed(beam.PTransform):
             )
             | "GroupLate" >> beam.GroupByKey()
             | "WriteLate"
-            >> beam.ParDo(_WriteLateRecords(self.name, self.output, self.run_id, self.ingest_date))
+            >> beam.ParDo(
+                _WriteLateRecords(self.name, self.output, self.run_id, self.ingest_date, self.index)
+            )
         )
         # The written-file records of both paths, in one windowing so they can be flattened.
         on_time = on_time | "OnTimeFilesGlobal" >> beam.WindowInto(window.GlobalWindows())

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from news_ingest.transforms import schema
 from news_ingest.transforms.durations import parse_duration
 from news_ingest.transforms.schema import UTC, Article
-from news_ingest.transforms.windows import (
+from news_ingest.transforms.stream.windows import (
     AssignEventTime,
     WindowSpec,
     WriteWindowed,

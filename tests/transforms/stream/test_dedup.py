@@ -11,7 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import window
 from news_ingest.transforms.dedup import index_keys
 from news_ingest.transforms.schema import Article
-from news_ingest.transforms.stream_dedup import SeenFilter, StreamDedup, decide
+from news_ingest.transforms.stream.dedup import SeenFilter, StreamDedup, decide
 
 T0 = 1_730_073_600  # 2024-10-28T00:00:00Z
 STREAMING = ["--runner=BundleBasedDirectRunner", "--streaming"]
@@ -135,3 +135,71 @@ def test_index_keys_and_argument_checks():
         StreamDedup(ttl_s=0)
     with pytest.raises(ValueError):
         SeenFilter(lambda x: x, ttl_s=0)
+
+
+LONG = " ".join(f"word{i} of the wire story about the harbour" for i in range(60))
+
+
+def _entry(article_id, text, params, run_id="earlier"):
+    import datetime as dt
+
+    from news_ingest.transforms.dedup import IndexEntry, MinHasher
+
+    signature, count = MinHasher(params).signature(text)
+    return IndexEntry(
+        article_id=article_id,
+        canonical_url=None,
+        content_hash=f"h-{article_id}",
+        published_at=None,
+        word_count=len(text.split()),
+        signature=signature,
+        shingle_count=count,
+        fingerprint=params.fingerprint,
+        run_id=run_id,
+        indexed_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    )
+
+
+def test_known_index_finds_near_copies_by_band_and_verifies_them():
+    import datetime as dt
+
+    from news_ingest.transforms.dedup import MinHasher, NearParams
+    from news_ingest.transforms.stream.dedup import KnownIndex
+
+    params = NearParams()
+    entry = _entry("old", LONG, params)
+    other = _entry("other", "an unrelated story about a museum wing " * 20, params)
+    known = KnownIndex.of([entry, other], None, params)
+    assert known.keys == {"hash:h-old": "old", "hash:h-other": "other"}
+    near = LONG.replace("word30 ", "changed ")
+    signature, count = MinHasher(params).signature(near)
+    match = known.near_match(signature, count, params)
+    assert match is not None and match[0] == "old" and 0.8 <= match[1] < 1.0
+    fresh = MinHasher(params).signature("nothing like the others at all, a new story " * 10)
+    assert known.near_match(*fresh, params) is None
+    # Entries past the TTL are not looked up; nor are signatures of other MinHash parameters.
+    later = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    assert KnownIndex.of([entry], later, params).near_match(signature, count, params) is None
+    other_params = NearParams(seed=7)
+    assert KnownIndex.of([entry], None, other_params).bands == {}
+
+
+def test_stream_dedup_makes_a_near_copy_of_the_index_a_near_duplicate():
+    from news_ingest.transforms.dedup import NearParams
+    from news_ingest.transforms.stream.dedup import KnownIndex
+
+    params = NearParams()
+    entry = _entry("old", LONG, params)
+    known = KnownIndex.of([entry], None, params)
+    items = [
+        window.TimestampedValue(_article("n1", text=LONG.replace("word30 ", "changed ")), T0),
+        window.TimestampedValue(_article("n2", text="a story of its own " * 20), T0 + 1),
+    ]
+    p = TestPipeline(options=PipelineOptions(BATCH))
+    kept, dups = _split(p, beam.Create(items), known=known, params=params)
+    assert_that(kept, equal_to(["n2"]), label="kept")
+    assert_that(dups, equal_to([("n1", "old", "near")]), label="dups")
+    result = p.run()
+    result.wait_until_finish()
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
+    assert counters["index_hits:near"] == 1
