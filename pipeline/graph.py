@@ -30,10 +30,10 @@ from news_ingest.transforms.fetch import FetchPages, PageRequest
 from news_ingest.transforms.rulepack import RulePack, RulePackError, load_pack, load_packs
 from news_ingest.transforms.schema import SOURCE_FEED, Article, DeadLetter, Duplicate
 from news_ingest.transforms.sinks import ReadIndex, WriteIndex, WriteTable
-from news_ingest.transforms.split import Stamp, WriteDecided
-from news_ingest.transforms.staging import StageArticles, staged_articles_dir
 from news_ingest.transforms.sitemaps import ExpandSitemaps, SitemapSource, load_url_list
 from news_ingest.transforms.sources import FEED_LIST, ReadSources, kind_of
+from news_ingest.transforms.split import Stamp, WriteDecided
+from news_ingest.transforms.staging import StageArticles, staged_articles_dir
 from news_ingest.transforms.stories import AssignStories, StoryOfDuplicates
 
 

@@ -753,9 +753,9 @@ class Deduplicate(beam.PTransform):
             | "PickKeepers" >> beam.FlatMap(lambda kv: decide_cluster(list(kv[1])))
         )
         decisions = (attached[_DECISION], clustered) | "AllDecisions" >> beam.Flatten()
-        applied = decisions | "SplitDecisions" >> beam.ParDo(
-            _SplitDecisions(params)
-        ).with_outputs(INDEXED, DUPLICATES, main=KEPT)
+        applied = decisions | "SplitDecisions" >> beam.ParDo(_SplitDecisions(params)).with_outputs(
+            INDEXED, DUPLICATES, main=KEPT
+        )
         return applied[KEPT], applied[DUPLICATES], applied[INDEXED]
 
 

@@ -151,7 +151,9 @@ def check_footer(path: str, schema: pa.Schema, name: str, rows: int) -> None:
     if not meta.schema_arrow.equals(schema, check_metadata=False):
         raise OutputValidationError(f"{name}: schema differs from the declared schema")
     if meta.metadata.num_rows != rows:
-        raise OutputValidationError(f"{name}: {meta.metadata.num_rows} rows read back, {rows} written")
+        raise OutputValidationError(
+            f"{name}: {meta.metadata.num_rows} rows read back, {rows} written"
+        )
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ removes the staging folder with it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import Iterable
@@ -105,10 +106,8 @@ class _StageArticles(beam.DoFn):
         # A bundle that failed left its file open: it stays an orphan nothing refers to.
         if self._writer is not None:
             self._writer.abort()
-            try:
+            with contextlib.suppress(Exception):  # the file of a failed bundle is never read
                 self._file.close()
-            except Exception:  # noqa: BLE001 - the file of a failed bundle is never read
-                pass
         self._writer, self._file = None, None
 
     def teardown(self) -> None:
