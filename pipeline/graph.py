@@ -32,7 +32,7 @@ from news_ingest.transforms.schema import SOURCE_FEED, Article, DeadLetter, Dupl
 from news_ingest.transforms.sinks import ReadIndex, WriteIndex, WriteTable
 from news_ingest.transforms.sitemaps import ExpandSitemaps, SitemapSource, load_url_list
 from news_ingest.transforms.sources import FEED_LIST, ReadSources, kind_of
-from news_ingest.transforms.split import Stamp, WriteDecided
+from news_ingest.transforms.split import Stamp, WriteDecided, count_dead_letter
 from news_ingest.transforms.staging import StageArticles, staged_articles_dir
 from news_ingest.transforms.stories import AssignStories, StoryOfDuplicates
 
@@ -263,6 +263,7 @@ def write(
         (outputs.articles, outputs.duplicates)
         | "WriteArticlesAndDuplicates" >> WriteDecided(output, ctx.row_stamp, shards),
         outputs.dead_letters
+        | "CountDeadLetters" >> beam.Map(count_dead_letter)
         | "WriteDeadLetters"
         >> WriteTable("dead_letters", output, ctx.run_id, ctx.dead_letter_row, shards),
     ]

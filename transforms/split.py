@@ -12,6 +12,7 @@ overwrites its file.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import os
@@ -23,12 +24,17 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from news_ingest.transforms.rowgroups import table_file
-from news_ingest.transforms.schema import TABLES, Verdict
+from news_ingest.transforms.schema import TABLES, DeadLetter, Verdict
 from news_ingest.transforms.sinks import check_writer_args, shard_name, shard_of, staging_dir
 
 STAGE = "write"
 ARTICLES = "articles"
 DUPLICATES = "duplicates"
+# Counter names of the writers (namespace ``STAGE``): the manifest's figures come from them
+# instead of from reading the written rows back.
+ROWS = "rows:"
+FIRED = "kept_fired:"
+DEAD_LETTER = "dead_letter:"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,10 +86,16 @@ def apply_verdicts(rows: pa.Table, verdicts: list[Verdict], name: str, stamp: St
 
 
 def write_decided_shard(
-    name: str, verdicts: Iterable[Verdict], directory: str, stamp: Stamp, shard: int
+    name: str,
+    verdicts: Iterable[Verdict],
+    directory: str,
+    stamp: Stamp,
+    shard: int,
+    fired: collections.Counter[str] | None = None,
 ) -> tuple[str, str, int]:
     """Write one shard of ``articles`` or ``duplicates`` from the staged rows its verdicts
-    refer to; returns (table, path, rows). Only the verdicts (ids) are held."""
+    refer to; returns (table, path, rows). Only the verdicts (ids) are held. ``fired``, when
+    given, counts the cleaning rules of the rows written."""
     by_file: dict[str, dict[int, list[Verdict]]] = {}
     for verdict in verdicts:
         rows = by_file.setdefault(verdict.staged.path, {})
@@ -93,6 +105,9 @@ def write_decided_shard(
         for staged in sorted(by_file):
             for rows, picked in staged_rows(staged, by_file[staged]):
                 out.add_table(apply_verdicts(rows, picked, name, stamp))
+                if fired is not None:
+                    for rules in rows.column("rules_fired").to_pylist():
+                        fired.update(rules or ())
     return name, path, out.rows
 
 
@@ -102,17 +117,44 @@ class _WriteDecidedShard(beam.DoFn):
         self.stamp = stamp
 
     def setup(self) -> None:
-        self.rows = {n: Metrics.counter(STAGE, f"rows:{n}") for n in (ARTICLES, DUPLICATES)}
+        self.rows = {n: Metrics.counter(STAGE, f"{ROWS}{n}") for n in (ARTICLES, DUPLICATES)}
 
     def process(
         self, keyed: tuple[tuple[str, int], Iterable[Verdict]]
     ) -> Iterable[tuple[str, str, int]]:
         (name, shard), verdicts = keyed
+        fired: collections.Counter[str] = collections.Counter()
         written = write_decided_shard(
-            name, verdicts, os.path.join(self.directory, name), self.stamp, shard
+            name,
+            verdicts,
+            os.path.join(self.directory, name),
+            self.stamp,
+            shard,
+            fired if name == ARTICLES else None,
         )
         self.rows[name].inc(written[2])
+        for rule, n in fired.items():
+            Metrics.counter(STAGE, f"{FIRED}{rule}").inc(n)
         yield written
+
+
+def count_dead_letter(dead: DeadLetter) -> DeadLetter:
+    """Count a dead letter by stage and reason as it goes to its writer (the error budget's
+    and the manifest's figures)."""
+    Metrics.counter(STAGE, f"{DEAD_LETTER}{dead.stage}/{dead.reason}").inc()
+    return dead
+
+
+def dead_letter_reasons(written: dict[str, int]) -> dict[str, int]:
+    """``stage/reason`` -> dead letters, from the writers' counters."""
+    found = {k[len(DEAD_LETTER) :]: n for k, n in written.items() if k.startswith(DEAD_LETTER)}
+    return dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def rules_fired(written: dict[str, int], limit: int = 10) -> dict[str, int]:
+    """The cleaning rules most often named by the kept articles, from the writers' counters."""
+    found = {k[len(FIRED) :]: n for k, n in written.items() if k.startswith(FIRED)}
+    return dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
 
 
 class WriteDecided(beam.PTransform):
