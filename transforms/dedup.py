@@ -610,8 +610,10 @@ class _GroupByURL(beam.DoFn):
 
 def _bands(node: Node, params: NearParams) -> Iterator[tuple[str, Node]]:
     if node.shingle_count > 0 and node.signature is not None:
-        # A node is copied into every band: only what verification needs goes.
-        sketch = dataclasses.replace(node, source_ref="", published_at=None, staged=None)
+        # A node is copied into every band: only what ``bucket_edges`` reads goes.
+        sketch = Node(
+            node.node_id, "", node.prior, (), None, None, node.signature, node.shingle_count
+        )
         for key in band_keys(node.signature, params):
             yield key, sketch
 

@@ -257,6 +257,13 @@ class _SignKept(beam.DoFn):
             yield self.hasher.sign(terms)
 
 
+def _bands(node: StoryNode, params: StoryParams) -> Iterator[tuple[str, StoryNode]]:
+    # A node is copied into every band: only what ``same_story`` reads goes (no signature).
+    sketch = dataclasses.replace(node, article_id="", signature=b"")
+    for key in story_keys(node, params):
+        yield key, sketch
+
+
 class _BucketEdges(beam.DoFn):
     def __init__(self, params: StoryParams):
         self.params = params
@@ -325,7 +332,7 @@ class AssignStories(beam.PTransform):
             }
             | "JoinKeptTerms" >> beam.CoGroupByKey()
             | "SignKeptTerms" >> beam.ParDo(_SignKept(params))
-            | "KeyByBand" >> beam.FlatMap(lambda n: [(k, n) for k in story_keys(n, params)])
+            | "KeyByBand" >> beam.FlatMap(_bands, params)
             | "GroupByBand" >> beam.GroupByKey()
             | "VerifyPairs" >> beam.ParDo(_BucketEdges(params))
             | "DistinctEdges" >> beam.Distinct()
