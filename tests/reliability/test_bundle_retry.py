@@ -98,8 +98,8 @@ def test_a_writer_dying_after_its_file_is_written_is_retried_without_duplicates(
     real_write_shard = split.write_decided_shard
     died = []
 
-    def write_shard(name, verdicts, directory, stamp, shard):
-        written = real_write_shard(name, verdicts, directory, stamp, shard)
+    def write_shard(name, verdicts, directory, stamp, shard, *rest):
+        written = real_write_shard(name, verdicts, directory, stamp, shard, *rest)
         if name == "articles" and not died:
             died.append(written[1])
             raise RuntimeError("worker lost after writing its shard")
