@@ -343,8 +343,8 @@ class _Generate(beam.DoFn):
 
 
 def _ids(dup: Any) -> tuple[str, str]:
-    """(duplicate's article id, its keeper's) of a duplicate row."""
-    article = getattr(dup, "article", None)
+    """(duplicate's article id, its keeper's) of a duplicate row or decision."""
+    article = getattr(dup, "article", None) or getattr(dup, "node", None)
     return (article.article_id if article is not None else dup.article_id), dup.duplicate_of
 
 
@@ -382,7 +382,7 @@ class _Count(beam.DoFn):
 def run_beam(size: int, dup_share: float, params: NearParams, chunk: int) -> dict[str, float]:
     from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options.pipeline_options import PipelineOptions
-    from news_ingest.transforms.dedup import Deduplicate
+    from news_ingest.transforms.dedup import Deduplicate, ToNodes
 
     # Generating documents is part of the pipeline's first stage: time it alone, to subtract.
     corpus = Corpus(size, dup_share)
@@ -401,7 +401,8 @@ def run_beam(size: int, dup_share: float, params: NearParams, chunk: int) -> dic
         | "Chunks" >> beam.Create(list(range(0, size, chunk)))
         | "Generate" >> beam.ParDo(_Generate(size, dup_share, chunk))
     )
-    kept, dups, _index = articles | "Deduplicate" >> Deduplicate(params)
+    nodes = articles | "ToNodes" >> ToNodes(params)
+    kept, dups, _index = nodes | "Deduplicate" >> Deduplicate(params)
     _ = kept | "CountKept" >> beam.ParDo(_Count("kept"))
     _ = dups | "Score" >> beam.ParDo(_Score(size, dup_share))
     result = p.run()

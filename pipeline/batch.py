@@ -26,7 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions
 from news_ingest.pipeline import __version__, error_budget, graph, manifest, progress, runners
 from news_ingest.pipeline.config import Config, landing_rule, resolve
-from news_ingest.transforms import atomic, files, sinks
+from news_ingest.transforms import atomic, files, sinks, split
 from news_ingest.transforms.children import kill_children
 from news_ingest.transforms.files import is_remote
 from news_ingest.transforms.landing import is_ready
@@ -402,7 +402,12 @@ def finish_run(
     monotonic start time (None: the wall clock since ``started``)."""
     output = cfg.output.path
     excluded = exclude_ingested(output, run_id, exclude_ids) if exclude_ids else 0
-    budget, staged = error_budget.measure(output, run_id, cfg.errors.max_failure_ratio)
+    # The writers' counters hold the figures; without them (a template launch, a runner
+    # without metrics) or after a replay dropped rows, the written files are read instead.
+    written = stages.get(split.STAGE)
+    counted = written is not None and not exclude_ids
+    reasons = split.dead_letter_reasons(written) if written is not None and counted else None
+    budget, staged = error_budget.measure(output, run_id, cfg.errors.max_failure_ratio, reasons)
     if budget.exceeded:
         error_budget.withhold(output, run_id)
     # The manifest is the commit marker: an earlier attempt's goes before its files are replaced.
@@ -438,8 +443,16 @@ def finish_run(
         "counts": counts,
         "error_budget": budget.as_dict(),
         "stages": stages,
-        "dead_letter_reasons": manifest.dead_letter_reasons(committed["dead_letters"]),
-        "top_rules": manifest.top_rules(committed.get("articles", [])),
+        "dead_letter_reasons": (
+            reasons
+            if reasons is not None
+            else manifest.dead_letter_reasons(committed["dead_letters"])
+        ),
+        "top_rules": (
+            ({} if budget.exceeded else split.rules_fired(written))
+            if written is not None and counted
+            else manifest.top_rules(committed.get("articles", []))
+        ),
         "files": manifest.relative_files(output, committed),
         "config": dataclasses.asdict(cfg),
     }

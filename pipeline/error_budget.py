@@ -77,10 +77,17 @@ def count_failures(paths: list[str]) -> int:
     return total
 
 
-def measure(output: str, run_id: str, max_failure_ratio: float) -> tuple[Budget, dict[str, int]]:
-    """The budget of a finished, not yet committed run, and its staged rows per table."""
+def measure(
+    output: str, run_id: str, max_failure_ratio: float, reasons: dict[str, int] | None = None
+) -> tuple[Budget, dict[str, int]]:
+    """The budget of a finished, not yet committed run, and its staged rows per table (from
+    the files' footers). ``reasons`` (``stage/reason`` -> dead letters, from the writers'
+    counters) spare reading the dead letters back; None: they are read."""
     staged = {name: count_rows(staged_files(output, run_id, name)) for name in TABLES}
-    failed = count_failures(staged_files(output, run_id, "dead_letters"))
+    if reasons is None:
+        failed = count_failures(staged_files(output, run_id, "dead_letters"))
+    else:
+        failed = sum(n for key, n in reasons.items() if is_failure(*key.split("/", 1)))
     return Budget(failed, sum(staged.values()), max_failure_ratio), staged
 
 

@@ -17,7 +17,7 @@ from news_ingest.pipeline.config import (
 )
 from news_ingest.transforms import schema
 from news_ingest.transforms.core import DocumentsToArticles
-from news_ingest.transforms.dedup import Deduplicate
+from news_ingest.transforms.dedup import Deduplicate, verdict_of
 from news_ingest.transforms.extract import ExtractOptions
 from news_ingest.transforms.feeds import (
     EntriesToWork,
@@ -32,6 +32,8 @@ from news_ingest.transforms.schema import SOURCE_FEED, Article, DeadLetter, Dupl
 from news_ingest.transforms.sinks import ReadIndex, WriteIndex, WriteTable
 from news_ingest.transforms.sitemaps import ExpandSitemaps, SitemapSource, load_url_list
 from news_ingest.transforms.sources import FEED_LIST, ReadSources, kind_of
+from news_ingest.transforms.split import Stamp, WriteDecided, count_dead_letter
+from news_ingest.transforms.staging import StageArticles, staged_articles_dir
 from news_ingest.transforms.stories import AssignStories, StoryOfDuplicates
 
 
@@ -61,9 +63,20 @@ class RunContext:
         stamped = dataclasses.replace(dead, run_id=self.run_id, ingested_at=self.started_at)
         return schema.dead_letter_row(stamped)
 
+    @property
+    def row_stamp(self) -> Stamp:
+        """The stamps the table writers put on staged article rows."""
+        return Stamp(self.run_id, self.started_at, self.pipeline_version)
+
+
+# Staging folder of a graph built without a run id (one that is not run to a commit).
+UNNAMED_RUN = "unnamed"
+
 
 @dataclasses.dataclass
 class Outputs:
+    # Verdicts (ids and staged rows, no text) of the kept articles and of the duplicates: the
+    # article rows themselves were staged once, right after the core.
     articles: beam.PCollection
     duplicates: beam.PCollection
     dead_letters: beam.PCollection
@@ -203,6 +216,10 @@ def build(
     ``index_files`` are the cross-run index files listed on the launcher; entries of ``run_id``
     in them are ignored, so a rerun reproduces its own output, and so are entries ingested
     before ``not_before`` (the run's start less ``dedup.ttl``).
+
+    Articles are staged once, right after the core (``StageArticles``, under the staging
+    folder of ``run_id``); deduplication and stories decide over ids, signatures and story
+    terms only, and ``write`` splits the staged rows by verdict.
     """
     files = [path for path in paths if kind_of(path) not in (SOURCE_FEED, FEED_LIST)]
     feeds = feed_inputs(cfg, paths)
@@ -215,9 +232,16 @@ def build(
         early_dead += feed_dead
     normalized, core_dead = read_ok | "ToArticles" >> core(cfg)
     index = p | "ReadIndex" >> ReadIndex(index_files, run_id, not_before) if index_files else None
-    kept, duplicates, indexed = normalized | "Deduplicate" >> Deduplicate(cfg.dedup, index=index)
-    if cfg.stories.enabled:
-        kept = kept | "Stories" >> AssignStories(cfg.stories)
+    staged = staged_articles_dir(cfg.output.path, run_id or UNNAMED_RUN)
+    stories = cfg.stories if cfg.stories.enabled else None
+    nodes, terms = normalized | "StageArticles" >> StageArticles(staged, cfg.dedup, stories)
+    kept_decisions, duplicate_decisions, indexed = nodes | "Deduplicate" >> Deduplicate(
+        cfg.dedup, index=index
+    )
+    kept = kept_decisions | "KeptVerdicts" >> beam.Map(verdict_of)
+    duplicates = duplicate_decisions | "DuplicateVerdicts" >> beam.Map(verdict_of)
+    if stories is not None:
+        kept = kept | "Stories" >> AssignStories(stories, terms)
         duplicates = duplicates | "StoriesOfDuplicates" >> StoryOfDuplicates(kept)
     dead = (*early_dead, core_dead) | "AllDeadLetters" >> beam.Flatten()
     return Outputs(
@@ -233,14 +257,13 @@ def write(
     outputs: Outputs, output: str, ctx: RunContext, shards: int, index: str | None = None
 ) -> list[beam.PCollection]:
     """Write the three tables (and the run's index entries into ``index``) to staging; returns
-    the writers' outputs (the files written), which a commit step can wait on."""
+    the writers' outputs (the files written), which a commit step can wait on. The articles
+    and duplicates are the staged rows split by verdict (``WriteDecided``)."""
     written = [
-        outputs.articles
-        | "WriteArticles" >> WriteTable("articles", output, ctx.run_id, ctx.article_row, shards),
-        outputs.duplicates
-        | "WriteDuplicates"
-        >> WriteTable("duplicates", output, ctx.run_id, ctx.duplicate_row, shards),
+        (outputs.articles, outputs.duplicates)
+        | "WriteArticlesAndDuplicates" >> WriteDecided(output, ctx.row_stamp, shards),
         outputs.dead_letters
+        | "CountDeadLetters" >> beam.Map(count_dead_letter)
         | "WriteDeadLetters"
         >> WriteTable("dead_letters", output, ctx.run_id, ctx.dead_letter_row, shards),
     ]

@@ -45,7 +45,8 @@ def top_rules(paths: list[str], limit: int = 10) -> dict[str, int]:
     for path in paths:
         for rules in read_parquet(path, columns=["rules_fired"]).column("rules_fired").to_pylist():
             counts.update(rules or [])
-    return dict(counts.most_common(limit))
+    # ties by name: the same rules as the writers' counters give (split.rules_fired)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
 
 
 def manifest_path(output: str, run_id: str | None = None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -19,8 +20,23 @@ from news_ingest.transforms import files
 
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
-    """Yield a temporary path beside ``path``; on a clean exit it replaces ``path``, on an
-    error it is removed. The folder is created when missing. Local paths only."""
+    """Yield a temporary local path for ``path``; on a clean exit it replaces ``path``, on an
+    error it is removed. Locally the temporary file sits beside ``path`` (its folder created
+    when missing) and is renamed over it. For an object-store ``path`` it is a local temporary
+    file, uploaded on a clean exit in one write (``write_bytes``): an upload that fails leaves
+    no object, and nothing of a failed write is uploaded. (The whole file is in memory while it
+    is uploaded: shards are sized by ``--shards`` for that.)"""
+    if files.is_remote(path):
+        fd, tmp = tempfile.mkstemp(prefix="news-ingest-", suffix=".part")
+        os.close(fd)
+        try:
+            yield tmp
+            with open(tmp, "rb") as fh:
+                write_bytes(path, fh.read())
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+        return
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     # Process and thread in the name: two writers of one path never share a temporary file.
     tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"

@@ -40,6 +40,8 @@ from news_ingest.transforms.schema import (
     UTC,
     Article,
     Duplicate,
+    StagedRef,
+    Verdict,
 )
 from news_ingest.transforms.text import words
 
@@ -265,6 +267,11 @@ class Node:
     content_hash: str | None
     signature: bytes | None = None
     shingle_count: int = 0
+    # Carried along for the verdict and the index entry of a new article; not part of what
+    # dedup decides on.
+    source_ref: str = dataclasses.field(default="", compare=False)
+    published_at: dt.datetime | None = dataclasses.field(default=None, compare=False)
+    staged: StagedRef | None = dataclasses.field(default=None, compare=False)
 
     @property
     def sort_key(self) -> tuple[Any, ...]:
@@ -281,11 +288,33 @@ def node_of(article: Article) -> Node:
         rank=keeper_key(article),
         canonical_url=article.canonical_url,
         content_hash=article.content_hash,
+        source_ref=article.source_ref,
+        published_at=article.published_at,
     )
 
 
-def node_id_of(article: Article) -> str:
-    return node_of(article).node_id
+def signed_node(article: Article, hasher: MinHasher | None) -> Node:
+    """The node of a new article with its MinHash signature (``hasher`` None: no near
+    duplicates, no signature)."""
+    node = node_of(article)
+    if hasher is None:
+        return node
+    signature, count = hasher.signature(article.text)
+    return dataclasses.replace(node, signature=signature, shingle_count=count)
+
+
+def verdict_of(decision: Decision) -> Verdict:
+    """The verdict of a decision on a staged article (ids and the staged row only)."""
+    node = decision.node
+    assert node.staged is not None, "a new article's node carries its staged row"
+    return Verdict(
+        article_id=node.article_id,
+        source_ref=node.source_ref,
+        staged=node.staged,
+        duplicate_of=decision.duplicate_of,
+        dedup_kind=decision.kind,
+        similarity=decision.similarity,
+    )
 
 
 def pick_keeper(articles: Iterable[Article], kind: str) -> tuple[Article, list[Duplicate]]:
@@ -465,6 +494,23 @@ class IndexEntry:
         )
 
 
+def entry_of_node(node: Node, params: NearParams) -> IndexEntry:
+    """The index entry of a kept new article from its node (``run_id`` is stamped by the
+    writer): what ``index_entry`` gives for its article."""
+    signature = node.signature
+    return IndexEntry(
+        article_id=node.article_id,
+        canonical_url=node.canonical_url,
+        content_hash=node.content_hash,
+        published_at=node.published_at,
+        word_count=-int(node.rank[1]),
+        signature=signature,
+        shingle_count=node.shingle_count if signature else 0,
+        fingerprint=params.fingerprint,
+        run_id="",
+    )
+
+
 def index_entry(article: Article, node: Node | None, params: NearParams) -> IndexEntry:
     """The index entry of a kept article (``run_id`` is stamped by the writer)."""
     signature = node.signature if node is not None else None
@@ -485,7 +531,6 @@ def index_entry(article: Article, node: Node | None, params: NearParams) -> Inde
 # Beam wrapper
 
 _NODE = "node"
-_ARTICLE = "article"
 _ROOT = "root"
 _SKETCH = "sketch"
 _EDGE = "edge"
@@ -498,8 +543,7 @@ def _url_key(node: Node) -> Iterator[tuple[str, Node]]:
 
 
 class _ToNode(beam.DoFn):
-    """Article -> its node: ids, keeper rank and, for near duplicates, its MinHash signature
-    (computed here, where the text is, so that no grouping carries text)."""
+    """Article -> its signed node (``signed_node``), where its text is."""
 
     def __init__(self, params: NearParams):
         self.params = params
@@ -509,12 +553,21 @@ class _ToNode(beam.DoFn):
         self.signatures = Metrics.counter(STAGE, "signatures")
 
     def process(self, article: Article) -> Iterable[Node]:
-        node = node_of(article)
         if self.hasher is not None:
-            signature, count = self.hasher.signature(article.text)
             self.signatures.inc()
-            node = dataclasses.replace(node, signature=signature, shingle_count=count)
-        yield node
+        yield signed_node(article, self.hasher)
+
+
+class ToNodes(beam.PTransform):
+    """Article -> signed Node, for ``Deduplicate`` on articles that are not staged (tests,
+    benchmarks); the batch graph signs where it stages (``news_ingest.transforms.staging``)."""
+
+    def __init__(self, params: NearParams | None = None):
+        super().__init__()
+        self.params = params or NearParams()
+
+    def expand(self, articles):  # type: ignore[no-untyped-def]
+        return articles | "SignNodes" >> beam.ParDo(_ToNode(self.params))
 
 
 def _unsigned(node: Node) -> Node:
@@ -557,8 +610,12 @@ class _GroupByURL(beam.DoFn):
 
 def _bands(node: Node, params: NearParams) -> Iterator[tuple[str, Node]]:
     if node.shingle_count > 0 and node.signature is not None:
+        # A node is copied into every band: only what ``bucket_edges`` reads goes.
+        sketch = Node(
+            node.node_id, "", node.prior, (), None, None, node.signature, node.shingle_count
+        )
         for key in band_keys(node.signature, params):
-            yield key, node
+            yield key, sketch
 
 
 class _BandEdges(beam.DoFn):
@@ -595,8 +652,8 @@ def _attach_root(keyed: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
             yield roots[0], node
 
 
-class _ApplyDecisions(beam.DoFn):
-    """The one join of text and decisions: each new article with the decision on its node."""
+class _SplitDecisions(beam.DoFn):
+    """Decisions -> kept (main), duplicates and the index entries of the kept, counted."""
 
     def __init__(self, params: NearParams):
         self.params = params
@@ -609,33 +666,28 @@ class _ApplyDecisions(beam.DoFn):
         }
         self.earlier = Metrics.counter(STAGE, "duplicates_of_earlier_runs")
 
-    def process(self, keyed: tuple[str, dict[str, list[Any]]]) -> Iterable[Any]:
-        _node_id, joined = keyed
-        decisions = list(joined[_DECISION])
-        for article in joined[_ARTICLE]:
-            decision = decisions[0]
-            if decision.duplicate_of is None:
-                self.kept.inc()
-                yield article
-                entry = index_entry(article, decision.node, self.params)
-                yield pvalue.TaggedOutput(INDEXED, entry)
-                continue
-            self.by_kind[decision.kind].inc()
-            if decision.of_earlier_run:
-                self.earlier.inc()
-            yield pvalue.TaggedOutput(
-                DUPLICATES,
-                Duplicate(article, decision.duplicate_of, decision.kind, decision.similarity),
-            )
+    def process(self, decision: Decision) -> Iterable[Any]:
+        if decision.duplicate_of is None:
+            self.kept.inc()
+            yield decision
+            yield pvalue.TaggedOutput(INDEXED, entry_of_node(decision.node, self.params))
+            return
+        self.by_kind[decision.kind].inc()
+        if decision.of_earlier_run:
+            self.earlier.inc()
+        yield pvalue.TaggedOutput(DUPLICATES, decision)
 
 
 class Deduplicate(beam.PTransform):
-    """Article -> (kept Article, Duplicate, IndexEntry of each kept article).
+    """Signed Node of each new article -> (kept Decision, duplicate Decision, IndexEntry of
+    each kept article).
 
-    Shuffles carry ids, not text: each article becomes a ``Node`` (ids, URL, content hash,
-    keeper rank, signature) where its text is, the groupings (by text, URL, LSH band, cluster)
-    move only nodes and edges, and the decisions are joined back to the articles once
-    (``JoinDecisions``), the way datatrove's MinHash steps move ``(file, doc)`` ids.
+    Shuffles carry ids, not text: each article became a ``Node`` (ids, URL, content hash,
+    keeper rank, signature, where its row is staged) where its text was (``ToNodes``, or the
+    batch graph's staging step), and the groupings (by text, URL, LSH band, cluster) move
+    only nodes and edges. The decisions are applied to the staged rows by the table writers
+    (``news_ingest.transforms.split``), the way datatrove's MinHash steps move ``(file, doc)``
+    ids and re-read documents only to filter.
 
     Args:
         params: the ``dedup:`` section (``None``: the defaults).
@@ -655,9 +707,8 @@ class Deduplicate(beam.PTransform):
         self.params = params or NearParams()
         self.index = index
 
-    def expand(self, articles):  # type: ignore[no-untyped-def]
+    def expand(self, new_nodes):  # type: ignore[no-untyped-def]
         params = self.params
-        new_nodes = articles | "ToNodes" >> beam.ParDo(_ToNode(params))
         node_sets = [new_nodes]
         if self.index is not None:
             node_sets.append(self.index | "IndexNodes" >> beam.Map(lambda e: e.node(params)))
@@ -704,14 +755,8 @@ class Deduplicate(beam.PTransform):
             | "PickKeepers" >> beam.FlatMap(lambda kv: decide_cluster(list(kv[1])))
         )
         decisions = (attached[_DECISION], clustered) | "AllDecisions" >> beam.Flatten()
-        applied = (
-            {
-                _ARTICLE: articles | "KeyArticles" >> beam.Map(lambda a: (node_id_of(a), a)),
-                _DECISION: decisions | "KeyDecisions" >> beam.Map(lambda d: (d.node.node_id, d)),
-            }
-            | "JoinDecisions" >> beam.CoGroupByKey()
-            | "ApplyDecisions"
-            >> beam.ParDo(_ApplyDecisions(params)).with_outputs(INDEXED, DUPLICATES, main=KEPT)
+        applied = decisions | "SplitDecisions" >> beam.ParDo(_SplitDecisions(params)).with_outputs(
+            INDEXED, DUPLICATES, main=KEPT
         )
         return applied[KEPT], applied[DUPLICATES], applied[INDEXED]
 

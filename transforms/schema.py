@@ -113,6 +113,34 @@ class Duplicate:
 
 
 @dataclasses.dataclass(frozen=True)
+class StagedRef:
+    """Where an article's row was staged: a staging file and the row's position in it."""
+
+    path: str
+    row: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What a run decided for one staged article, without its text: kept (``duplicate_of``
+    None) or a copy of ``duplicate_of``, and its story. The table writers apply verdicts to
+    the staged rows (``news_ingest.transforms.split``)."""
+
+    article_id: str
+    source_ref: str
+    staged: StagedRef
+    story_id: str | None = None
+    duplicate_of: str | None = None
+    dedup_kind: str | None = None
+    similarity: float = 1.0
+
+    @property
+    def story_key(self) -> str:
+        """The key stories use for this article (``article_id:source_ref``)."""
+        return f"{self.article_id}:{self.source_ref}"
+
+
+@dataclasses.dataclass(frozen=True)
 class DeadLetter:
     """An input or record that failed or was rejected, with the stage and the reason."""
 

@@ -1,7 +1,9 @@
 """Parquet sinks that work on every runner, and the atomic commit of a run's files.
 
-Rows are keyed by a shard number and grouped, and each group is written from ``process`` (Beam's
-DaskRunner loses what ``finish_bundle`` emits, so ``WriteToParquet`` cannot be used). Shards are
+Small rows (dead letters, index entries) are keyed by a shard number and grouped, and each group
+is written from ``process`` as it is iterated, row group by row group (Beam's DaskRunner loses
+what ``finish_bundle`` emits, so ``WriteToParquet`` cannot be used). The articles and duplicates
+tables are written from staged rows by ``news_ingest.transforms.split``. Shards are
 written under ``OUT/_staging/<run_id>/`` and only moved into the table folders by
 ``commit_run`` once the whole pipeline has finished, so a crashed run leaves nothing partial
 under ``OUT/articles``; ``commit_run`` first removes the files an earlier attempt of the same
@@ -27,17 +29,22 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
-from news_ingest.transforms import atomic, files
+from news_ingest.transforms import files
 from news_ingest.transforms.atomic import atomic_path
 from news_ingest.transforms.dedup import IndexEntry, is_live
-from news_ingest.transforms.schema import ROW_ID, TABLES, UNIQUE_ROW_ID, stable_id, to_table
+from news_ingest.transforms.rowgroups import (
+    COMPRESSION,
+    OutputValidationError,
+    RowGroupWriter,
+    check_footer,
+    validate_table,
+    write_rows,
+)
+from news_ingest.transforms.schema import ROW_ID, TABLES, stable_id
 
 STAGING = "_staging"
-COMPRESSION = "zstd"
 
-
-class OutputValidationError(RuntimeError):
-    """A written file does not match its table's schema or contract."""
+__all__ = ["COMPRESSION", "OutputValidationError", "validate_table"]
 
 
 def shard_of(row_id: str, shards: int) -> int:
@@ -53,47 +60,13 @@ def staging_dir(output: str, run_id: str) -> str:
     return files.join(output, STAGING, run_id)
 
 
-def validate_table(table: pa.Table, name: str) -> None:
-    """Check a table against its schema: types, required columns non-null, article ids unique.
-
-    Raises:
-        OutputValidationError: on the first violation.
-    """
-    schema = TABLES[name]
-    if not table.schema.equals(schema, check_metadata=False):
-        raise OutputValidationError(f"{name}: schema differs from the declared schema")
-    for field in schema:
-        if not field.nullable and table.column(field.name).null_count:
-            raise OutputValidationError(f"{name}: required column {field.name} has nulls")
-    ids = table.column(ROW_ID[name]).to_pylist()
-    if name in UNIQUE_ROW_ID and len(set(ids)) != len(ids):
-        raise OutputValidationError(f"{name}: {ROW_ID[name]} is not unique")
-
-
 def write_parquet(table: pa.Table, name: str, path: str) -> None:
-    """Write ``table`` to ``path`` through a temporary name; read it back and validate first."""
+    """Write ``table`` to ``path`` through a temporary name: validated first, and its footer
+    checked (schema, rows) before it is renamed into place (uploaded, on an object store)."""
     validate_table(table, name)
-    _write_file(table, path, lambda written: validate_table(written, name))
-
-
-def _write_file(
-    table: pa.Table, path: str, check: Callable[[pa.Table], None] | None = None
-) -> None:
-    """Write ``table`` to ``path`` whole: locally through a temporary name renamed over it; on
-    an object store encoded in memory and uploaded in one write. ``check`` sees the table as
-    read back from the written bytes before they replace ``path``."""
-    if files.is_remote(path):
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression=COMPRESSION)
-        data = sink.getvalue()
-        if check is not None:
-            check(pq.read_table(pa.BufferReader(data)))
-        atomic.write_bytes(path, data.to_pybytes())
-        return
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression=COMPRESSION)
-        if check is not None:
-            check(pq.read_table(tmp))
+        check_footer(tmp, TABLES[name], name, table.num_rows)
 
 
 def read_parquet(path: str, **options: Any) -> pa.Table:
@@ -112,14 +85,12 @@ def parquet_metadata(path: str) -> pq.FileMetaData:
 
 
 def write_shard(
-    name: str, rows: list[dict[str, Any]], directory: str, run_id: str, shard: int
+    name: str, rows: Iterable[dict[str, Any]], directory: str, run_id: str, shard: int
 ) -> tuple[str, str, int]:
-    """Write one shard of table ``name`` (rows sorted by id) and return (table, path, rows)."""
-    rows = sorted(rows, key=lambda r: (r[ROW_ID[name]], r.get("source_ref") or ""))
-    files.makedirs(directory)
+    """Write one shard of table ``name`` as its rows are iterated (in their order; each row
+    group validated) and return (table, path, rows)."""
     path = files.join(directory, shard_name(run_id, shard))
-    write_parquet(to_table(rows, TABLES[name]), name, path)
-    return name, path, len(rows)
+    return name, path, write_rows(name, rows, path)
 
 
 class _WriteShard(beam.DoFn):
@@ -132,7 +103,7 @@ class _WriteShard(beam.DoFn):
         self, keyed: tuple[int, Iterable[dict[str, Any]]]
     ) -> Iterable[tuple[str, str, int]]:
         shard, rows = keyed
-        yield write_shard(self.name, list(rows), self.directory, self.run_id, shard)
+        yield write_shard(self.name, rows, self.directory, self.run_id, shard)
 
 
 def check_writer_args(name: str, run_id: str, shards: int) -> None:
@@ -272,19 +243,21 @@ def index_staging_dir(index: str, run_id: str) -> str:
     return files.join(index, STAGING, run_id)
 
 
-def index_rows(entries: Iterable[IndexEntry]) -> list[dict[str, Any]]:
-    rows = [dataclasses.asdict(e) for e in entries]
-    rows.sort(key=lambda r: r["article_id"])
-    return rows
-
-
 def write_index_file(entries: Iterable[IndexEntry], path: str) -> str:
-    """Write index entries to ``path`` atomically; returns the path."""
-    _write_file(to_table(index_rows(entries), INDEX_SCHEMA), path)
+    """Write index entries to ``path`` atomically, row group by row group as they are
+    iterated; returns the path."""
+    with atomic_path(path) as tmp:
+        writer = RowGroupWriter(tmp, INDEX_SCHEMA)
+        try:
+            writer.add_rows(dataclasses.asdict(e) for e in entries)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
     return path
 
 
-def write_index_shard(entries: list[IndexEntry], directory: str, shard: int) -> str:
+def write_index_shard(entries: Iterable[IndexEntry], directory: str, shard: int) -> str:
     """Write one staged index shard; returns its path."""
     return write_index_file(entries, files.join(directory, f"part-{shard:05d}.parquet"))
 
@@ -338,7 +311,7 @@ class _WriteIndexShard(beam.DoFn):
         self.directory = directory
 
     def process(self, keyed: tuple[int, Iterable[IndexEntry]]) -> Iterable[str]:
-        yield write_index_shard(list(keyed[1]), self.directory, keyed[0])
+        yield write_index_shard(keyed[1], self.directory, keyed[0])
 
 
 class WriteIndex(beam.PTransform):

@@ -29,7 +29,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from news_ingest.transforms import lsh
 from news_ingest.transforms.lsh import SIGNATURE_DTYPE, UnionFind, check_banding
-from news_ingest.transforms.schema import UTC, Article, Duplicate, stable_id
+from news_ingest.transforms.schema import UTC, Article, Verdict, stable_id
 from news_ingest.transforms.text import lead as text_lead
 
 STAGE = "stories"
@@ -115,6 +115,30 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 
 
 @dataclasses.dataclass(frozen=True)
+class StoryTerms:
+    """An article's story terms, taken where its text is (no signature yet: only kept articles
+    are signed)."""
+
+    node_id: str
+    article_id: str
+    published: float | None
+    terms: frozenset[str]
+
+
+def terms_of(article: Article, lead_words: int = 200) -> StoryTerms:
+    """The ``StoryTerms`` of an article (``node_id``: ``article_id:source_ref``)."""
+    published = article.published_at
+    if published is not None and published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    return StoryTerms(
+        node_id=f"{article.article_id}:{article.source_ref}",
+        article_id=article.article_id,
+        published=published.timestamp() if published else None,
+        terms=story_terms(article.title, article.text, lead_words),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class StoryNode:
     """What story grouping needs to know about a kept article."""
 
@@ -134,21 +158,21 @@ class TermHasher:
         self.params = params
         self._make = RMinHash
 
-    def node(self, article: Article) -> StoryNode:
-        terms = story_terms(article.title, article.text, self.params.lead_words)
+    def sign(self, terms: StoryTerms) -> StoryNode:
+        """The node of an article's story terms, with the MinHash signature of the terms."""
         sketch = self._make(self.params.num_perm, self.params.seed)
-        if terms:
-            sketch.update(sorted(terms))
-        published = article.published_at
-        if published is not None and published.tzinfo is None:
-            published = published.replace(tzinfo=UTC)
+        if terms.terms:
+            sketch.update(sorted(terms.terms))
         return StoryNode(
-            node_id=f"{article.article_id}:{article.source_ref}",
-            article_id=article.article_id,
-            published=published.timestamp() if published else None,
-            terms=terms,
+            node_id=terms.node_id,
+            article_id=terms.article_id,
+            published=terms.published,
+            terms=terms.terms,
             signature=np.asarray(sketch.digest(), dtype=SIGNATURE_DTYPE).tobytes(),
         )
+
+    def node(self, article: Article) -> StoryNode:
+        return self.sign(terms_of(article, self.params.lead_words))
 
 
 def story_keys(node: StoryNode, params: StoryParams) -> list[str]:
@@ -208,23 +232,36 @@ def find_stories(articles: Sequence[Article], params: StoryParams) -> dict[str, 
 
 
 # --------------------------------------------------------------------------------------------
-# Beam wrapper
+# Beam wrapper: over verdicts (ids and staged rows) and story terms, never over text
 
-_NODE = "node"
-_ARTICLE = "article"
+_TERMS = "terms"
+_VERDICT = "verdict"
 _STORY = "story"
-_DUPLICATE = "duplicate"
 
 
-class _ToNode(beam.DoFn):
+class _SignKept(beam.DoFn):
+    """Story terms joined with the verdict of a kept article -> its signed StoryNode (the
+    terms of articles that are not kept go no further)."""
+
     def __init__(self, params: StoryParams):
         self.params = params
 
     def setup(self) -> None:
         self.hasher = TermHasher(self.params)
 
-    def process(self, article: Article) -> Iterable[StoryNode]:
-        yield self.hasher.node(article)
+    def process(self, keyed: tuple[str, dict[str, list[Any]]]) -> Iterable[StoryNode]:
+        joined = keyed[1]
+        if not joined[_VERDICT]:
+            return
+        for terms in joined[_TERMS][:1]:
+            yield self.hasher.sign(terms)
+
+
+def _bands(node: StoryNode, params: StoryParams) -> Iterator[tuple[str, StoryNode]]:
+    # A node is copied into every band: only what ``same_story`` reads goes (no signature).
+    sketch = dataclasses.replace(node, article_id="", signature=b"")
+    for key in story_keys(node, params):
+        yield key, sketch
 
 
 class _BucketEdges(beam.DoFn):
@@ -254,35 +291,48 @@ class _Stamp(beam.DoFn):
         self.grouped = Metrics.counter(STAGE, "articles_in_multi_article_stories")
         self.alone = Metrics.counter(STAGE, "articles_alone")
 
-    def process(self, keyed: tuple[str, dict[str, list[Any]]]) -> Iterable[Article]:
+    def process(self, keyed: tuple[str, dict[str, list[Any]]]) -> Iterable[Verdict]:
         stories = list(keyed[1][_STORY])
-        for article in keyed[1][_ARTICLE]:
+        for verdict in keyed[1][_VERDICT]:
             if stories:
                 self.grouped.inc()
-                yield dataclasses.replace(article, story_id=stories[0])
+                yield dataclasses.replace(verdict, story_id=stories[0])
             else:
                 self.alone.inc()
-                yield dataclasses.replace(article, story_id=story_id_for([article.article_id]))
+                yield dataclasses.replace(verdict, story_id=story_id_for([verdict.article_id]))
 
 
 class AssignStories(beam.PTransform):
-    """Kept Article -> the same Article with ``story_id`` set.
+    """Verdict of each kept article -> the same Verdict with ``story_id`` set.
+
+    Args:
+        params: the ``stories:`` section.
+        terms: ``StoryTerms`` of the run's articles (kept or not), taken where the text was;
+            joined to the kept verdicts by ``article_id:source_ref``.
 
     The union-find is one global step over verified edges (one per article in a multi-article
-    story, at most), grouped under a single key; see ``news_ingest.transforms.dedup.Deduplicate`` for its
-    scaling limit.
+    story, at most), grouped under a single key; see
+    ``news_ingest.transforms.dedup.Deduplicate`` for its scaling limit.
     """
 
-    def __init__(self, params: StoryParams | None = None):
+    def __init__(self, params: StoryParams | None = None, terms: Any = None):
         super().__init__()
+        if terms is None:
+            raise ValueError("AssignStories needs the story terms of the articles")
         self.params = params or StoryParams()
+        self.terms = terms
 
-    def expand(self, articles):  # type: ignore[no-untyped-def]
+    def expand(self, kept):  # type: ignore[no-untyped-def]
         params = self.params
+        keyed = kept | "KeyVerdicts" >> beam.Map(lambda v: (v.story_key, v))
         edges = (
-            articles
-            | "StoryTerms" >> beam.ParDo(_ToNode(params))
-            | "KeyByBand" >> beam.FlatMap(lambda n: [(k, n) for k in story_keys(n, params)])
+            {
+                _TERMS: self.terms | "KeyTerms" >> beam.Map(lambda t: (t.node_id, t)),
+                _VERDICT: keyed | "KeptKeys" >> beam.Map(lambda kv: (kv[0], None)),
+            }
+            | "JoinKeptTerms" >> beam.CoGroupByKey()
+            | "SignKeptTerms" >> beam.ParDo(_SignKept(params))
+            | "KeyByBand" >> beam.FlatMap(_bands, params)
             | "GroupByBand" >> beam.GroupByKey()
             | "VerifyPairs" >> beam.ParDo(_BucketEdges(params))
             | "DistinctEdges" >> beam.Distinct()
@@ -293,29 +343,25 @@ class AssignStories(beam.PTransform):
             | "GatherEdges" >> beam.GroupByKey()
             | "UnionFind" >> beam.FlatMap(_story_of_components)
         )
-        keyed = articles | "KeyArticles" >> beam.Map(
-            lambda a: (f"{a.article_id}:{a.source_ref}", a)
-        )
         return (
-            {_ARTICLE: keyed, _STORY: stories}
+            {_VERDICT: keyed, _STORY: stories}
             | "JoinStories" >> beam.CoGroupByKey()
             | "StampStoryIds" >> beam.ParDo(_Stamp())
         )
 
 
-def _stamp_duplicates(keyed: tuple[str, dict[str, list[Any]]]) -> Iterator[Duplicate]:
+def _stamp_duplicates(keyed: tuple[str, dict[str, list[Any]]]) -> Iterator[Verdict]:
     stories = [s for s in keyed[1][_STORY] if s]
-    for dup in keyed[1][_DUPLICATE]:
-        story = stories[0] if stories else None
-        yield dataclasses.replace(dup, article=dataclasses.replace(dup.article, story_id=story))
+    for dup in keyed[1][_VERDICT]:
+        yield dataclasses.replace(dup, story_id=stories[0] if stories else None)
 
 
 class StoryOfDuplicates(beam.PTransform):
-    """Duplicate -> the same Duplicate whose article carries its keeper's ``story_id`` (None
-    when the keeper was kept by an earlier run: stories do not span runs).
+    """Verdict of a duplicate -> the same Verdict with its keeper's ``story_id`` (None when the
+    keeper was kept by an earlier run: stories do not span runs). Joined by ids only.
 
     Args:
-        kept: the kept articles, already stamped by ``AssignStories``.
+        kept: the kept articles' verdicts, already stamped by ``AssignStories``.
     """
 
     def __init__(self, kept: Any):
@@ -323,10 +369,10 @@ class StoryOfDuplicates(beam.PTransform):
         self.kept = kept
 
     def expand(self, duplicates):  # type: ignore[no-untyped-def]
-        stories = self.kept | "KeyStoryByArticle" >> beam.Map(lambda a: (a.article_id, a.story_id))
+        stories = self.kept | "KeyStoryByArticle" >> beam.Map(lambda v: (v.article_id, v.story_id))
         keyed = duplicates | "KeyByKeeper" >> beam.Map(lambda d: (d.duplicate_of, d))
         return (
-            {_STORY: stories, _DUPLICATE: keyed}
+            {_STORY: stories, _VERDICT: keyed}
             | "JoinKeeperStories" >> beam.CoGroupByKey()
             | "StampDuplicates" >> beam.FlatMap(_stamp_duplicates)
         )

@@ -54,7 +54,8 @@ def test_dataflow_config_builds_a_valid_graph(tmp_path) -> None:  # type: ignore
     setup = options.view_as(SetupOptions)
     assert setup.save_main_session is False and setup.sdk_location == "container"
     labels = _labels(p)
-    assert {"WriteArticles", "WriteDuplicates", "WriteDeadLetters", "ListedInputs"} <= labels
+    expected = {"StageArticles", "WriteArticlesAndDuplicates", "WriteDeadLetters", "ListedInputs"}
+    assert expected <= labels
 
 
 def test_flink_config_builds_a_portable_graph(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ from news_ingest.transforms.dedup import (
     MinHasher,
     NearParams,
     Node,
+    ToNodes,
     UnionFind,
     band_keys,
     bucket_edges,
@@ -332,19 +333,19 @@ def check_dedup(
     index: list[IndexEntry] | None = None,
     near: bool = True,
 ) -> None:
-    """Run Deduplicate and assert its kept ids, its duplicates as (id, kind, duplicate_of),
-    and that every kept article (and nothing else) gets an index entry, with a signature when
-    near duplicates are on."""
+    """Run Deduplicate on the articles' signed nodes and assert its kept ids, its duplicates as
+    (id, kind, duplicate_of), and that every kept article (and nothing else) gets an index
+    entry, with a signature when near duplicates are on."""
     kept, dups = expected
     assert len(kept) + len(dups) == len(arts)  # nothing vanishes
+    params = NearParams(near=near)
     with TestPipeline() as p:
-        source = p | "Articles" >> beam.Create(arts)
+        source = p | "Articles" >> beam.Create(arts) | ToNodes(params)
         idx = p | "Index" >> beam.Create(index) if index else None
-        k, d, i = source | Deduplicate(NearParams(near=near), index=idx)
-        assert_that(k | "KeptIds" >> beam.Map(lambda a: a.article_id), equal_to(kept), "Kept")
+        k, d, i = source | Deduplicate(params, index=idx)
+        assert_that(k | "KeptIds" >> beam.Map(lambda x: x.node.article_id), equal_to(kept), "Kept")
         assert_that(
-            d
-            | "DupIds" >> beam.Map(lambda x: (x.article.article_id, x.dedup_kind, x.duplicate_of)),
+            d | "DupIds" >> beam.Map(lambda x: (x.node.article_id, x.kind, x.duplicate_of)),
             equal_to(dups),
             label="Duplicates",
         )
@@ -494,7 +495,7 @@ def test_deduplicate_counters() -> None:
     from apache_beam.metrics.metric import MetricsFilter
 
     p = TestPipeline()
-    _kept, _dups, _index = p | beam.Create(corpus()) | Deduplicate()
+    _kept, _dups, _index = p | beam.Create(corpus()) | ToNodes() | Deduplicate()
     result = p.run()
     result.wait_until_finish()
     counters: dict[str, int] = {}

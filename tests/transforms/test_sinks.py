@@ -42,12 +42,43 @@ def test_write_table_writes_every_row_once_across_shards(tmp_path):
     files = sorted((tmp_path / "_staging" / "r1" / "articles").glob("*.parquet"))
     assert 1 <= len(files) <= 3
     ids = [i for f in files for i in pq.read_table(f).column("article_id").to_pylist()]
+    # Rows are written in the order they arrive (not sorted: a writer holds no shard), and
+    # the shard of a row depends on its id alone: deterministic file contents.
     assert sorted(ids) == [r["article_id"] for r in rows]
-    # sorted within each shard: deterministic files
     for f in files:
+        shard = int(f.name.rsplit("-", 1)[1].split(".")[0])
         col = pq.read_table(f).column("article_id").to_pylist()
-        assert col == sorted(col)
+        assert {sinks.shard_of(i, 3) for i in col} == {shard}
     assert pq.ParquetFile(files[0]).metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_a_shard_is_written_row_group_by_row_group_as_rows_come(tmp_path):
+    from news_ingest.transforms import rowgroups
+
+    held = []
+
+    def rows():
+        for i in range(25):
+            yield _row(i)
+
+    class Spy(rowgroups.RowGroupWriter):
+        def flush(self):
+            held.append(len(self._buffer))
+            super().flush()
+
+    path = str(tmp_path / "part.parquet")
+    with rowgroups.atomic_path(path) as tmp:
+        writer = Spy(tmp, schema.ARTICLES_SCHEMA, "articles", rows_per_group=10)
+        writer.add_rows(rows())
+        assert writer.close() == 25
+    assert max(held) == 10  # never more than a row group in memory
+    meta = pq.ParquetFile(path).metadata
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [10, 10, 5]
+    # ids are checked across row groups, not only within one
+    dup = [_row(1), *[_row(i) for i in range(2, 12)], _row(1)]
+    with pytest.raises(sinks.OutputValidationError, match="not unique"):
+        rowgroups.write_rows("articles", dup, str(tmp_path / "dup.parquet"), rows_per_group=4)
+    assert not (tmp_path / "dup.parquet").exists()
 
 
 def test_validation_rejects_duplicate_ids_and_missing_required_values(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from news_ingest.transforms.dedup import MinHasher, NearParams, estimated_jaccard, shingles
-from news_ingest.transforms.schema import UTC, Article, Duplicate
+from news_ingest.transforms.schema import UTC, Article, StagedRef, Verdict
 from news_ingest.transforms.stories import (
     AssignStories,
     StoryOfDuplicates,
@@ -23,6 +23,7 @@ from news_ingest.transforms.stories import (
     same_story,
     story_id_for,
     story_terms,
+    terms_of,
 )
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
@@ -170,13 +171,21 @@ def test_story_params_reject_bad_values(kwargs: dict[str, object]) -> None:
         StoryParams(**kwargs)  # type: ignore[arg-type]
 
 
+def verdict(a: Article, **kwargs: object) -> Verdict:
+    return Verdict(a.article_id, a.source_ref, StagedRef(f"staged/{a.article_id}", 0), **kwargs)  # type: ignore[arg-type]
+
+
 def test_assign_stories_transform_matches_the_pure_function() -> None:
     arts = seed_articles() + other_articles()
     expected = find_stories(arts, PARAMS)
+    # The terms of an article that is not kept (a duplicate) take no part in the stories.
+    dropped = dataclasses.replace(arts[0], article_id="a-copy", source_ref="copy.txt")
+    terms = [terms_of(a, PARAMS.lead_words) for a in [*arts, dropped]]
     with TestPipeline() as p:
-        stamped = p | beam.Create(arts) | AssignStories(PARAMS)
+        kept = p | "Kept" >> beam.Create([verdict(a) for a in arts])
+        stamped = kept | AssignStories(PARAMS, p | "Terms" >> beam.Create(terms))
         assert_that(
-            stamped | beam.Map(lambda a: (f"{a.article_id}:{a.source_ref}", a.story_id)),
+            stamped | beam.Map(lambda v: (v.story_key, v.story_id)),
             equal_to(sorted(expected.items())),
         )
 
@@ -193,17 +202,22 @@ def test_same_story_checks_time_only_when_both_are_dated() -> None:
 
 
 def test_duplicates_take_their_keepers_story() -> None:
-    kept = [dataclasses.replace(a, story_id=f"story-{a.article_id}") for a in other_articles()[:2]]
-    copy = dataclasses.replace(kept[0], article_id="copy", story_id=None)
+    kept = [verdict(a, story_id=f"story-{a.article_id}") for a in other_articles()[:2]]
+    copy = dataclasses.replace(other_articles()[0], article_id="copy")
     dups = [
-        Duplicate(copy, "strike-a", "exact", 1.0),
-        Duplicate(dataclasses.replace(copy, article_id="late"), "from-an-earlier-run", "near", 0.9),
+        verdict(copy, duplicate_of="strike-a", dedup_kind="exact"),
+        verdict(
+            dataclasses.replace(copy, article_id="late"),
+            duplicate_of="from-an-earlier-run",
+            dedup_kind="near",
+            similarity=0.9,
+        ),
     ]
     with TestPipeline() as p:
         stamped = (
             p | "Dups" >> beam.Create(dups) | StoryOfDuplicates(p | "Kept" >> beam.Create(kept))
         )
         assert_that(
-            stamped | beam.Map(lambda d: (d.article.article_id, d.article.story_id)),
+            stamped | beam.Map(lambda d: (d.article_id, d.story_id)),
             equal_to([("copy", "story-strike-a"), ("late", None)]),
         )
