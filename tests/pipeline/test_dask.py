@@ -1,7 +1,7 @@
 """The batch graph on Beam's Dask runner gives the same rows as the DirectRunner.
 
 A real dask.distributed scheduler and two worker processes are started on 127.0.0.1; the CLI
-runs the seeds and a generated corpus (HTML, text, exact copies, junk) through them.
+(in-process) runs the seeds and a generated corpus (HTML, text, exact copies, junk) through them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from tests.conftest import ROOT, SEEDS, read_table, run_cli
+from tests.conftest import ROOT, SEEDS, read_table, run_main
 from tests.pipeline.corpus import make_corpus
 
 TABLES = ("articles", "duplicates", "dead_letters")
@@ -84,9 +84,16 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _run(inputs: Path, output: Path, *extra: str) -> dict:
-    done = run_cli("run", "--input", str(inputs), "--output", str(output), "--shards", "2", *extra)
+    done = run_main("run", "--input", str(inputs), "--output", str(output), "--shards", "2", *extra)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((output / "_manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def direct_seeds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The seeds on the DirectRunner, compared with both Dask runs of them: (output, manifest)."""
+    output = tmp_path_factory.mktemp("direct") / "direct"
+    return output, _run(SEEDS, output, "--runner", "direct")
 
 
 def _assert_same_rows(direct: Path, dask: Path) -> None:
@@ -96,19 +103,21 @@ def _assert_same_rows(direct: Path, dask: Path) -> None:
 
 @pytest.mark.parametrize("corpus", ["seeds", "generated"])
 def test_dask_cluster_rows_equal_direct_runner(
-    corpus: str, dask_cluster: str, tmp_path: Path
+    corpus: str, dask_cluster: str, direct_seeds: tuple[Path, dict], tmp_path: Path
 ) -> None:
     if corpus == "seeds":
         inputs = SEEDS
         expected_docs = len(list(SEEDS.iterdir()))
+        direct_out, direct = direct_seeds
     else:
         inputs = tmp_path / "corpus"
         expected_docs = make_corpus(inputs)
-    direct = _run(inputs, tmp_path / "direct", "--runner", "direct")
+        direct_out = tmp_path / "direct"
+        direct = _run(inputs, direct_out, "--runner", "direct")
     dask = _run(
         inputs, tmp_path / "dask", "--runner", "dask", "--dask_client_address", dask_cluster
     )
-    _assert_same_rows(tmp_path / "direct", tmp_path / "dask")
+    _assert_same_rows(direct_out, tmp_path / "dask")
     assert dask["runner"] == "dask"
     assert dask["counts"] == direct["counts"]
     assert sum(dask["counts"].values()) == expected_docs
@@ -119,10 +128,12 @@ def test_dask_cluster_rows_equal_direct_runner(
         assert dask["counts"]["dead_letters"] == 2
 
 
-def test_dask_local_cluster_started_and_stopped_by_the_run(tmp_path: Path) -> None:
-    direct = _run(SEEDS, tmp_path / "direct", "--runner", "direct")
+def test_dask_local_cluster_started_and_stopped_by_the_run(
+    direct_seeds: tuple[Path, dict], tmp_path: Path
+) -> None:
+    direct_out, direct = direct_seeds
     dask = _run(SEEDS, tmp_path / "dask", "--runner", "dask", "--workers", "2")
-    _assert_same_rows(tmp_path / "direct", tmp_path / "dask")
+    _assert_same_rows(direct_out, tmp_path / "dask")
     assert dask["counts"] == direct["counts"]
     assert dask["options"]["dask_local_workers"] == 2
 

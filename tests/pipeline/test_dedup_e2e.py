@@ -1,4 +1,5 @@
-"""End to end: dedup and stories through the real CLI, across runs and worker counts."""
+"""End to end: dedup and stories through the real CLI (in-process), across runs and worker
+counts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import SEEDS, read_table, run_cli
+from tests.conftest import SEEDS, read_table, run_main
 
 LATER = " date 2024-10-29"
 
@@ -63,7 +64,7 @@ def ids_by_file(table) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 def run(inputs: Path, out: Path, run_id: str, *extra: str) -> None:
-    result = run_cli(
+    result = run_main(
         "run", "--input", str(inputs), "--output", str(out), "--run-id", run_id, *extra
     )
     assert result.returncode == 0, result.stderr

@@ -1,5 +1,6 @@
 """eval-cleaning on the labelled set, the seeds end to end against the goldens, and rule-pack
-errors at start; all through the real CLI."""
+errors at start; all through the real CLI (in-process; the exit statuses it is about, as a
+process)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from pathlib import Path
 from news_ingest.pipeline.eval_cleaning import DocScore, score
 from news_ingest.transforms.schema import Article
 
-from tests.conftest import ROOT, read_table, run_cli
+from tests.conftest import ROOT, read_table, run_cli, run_main
 
 FIXTURES = ROOT / "tests" / "fixtures" / "cleaning"
 GOLDEN = ROOT / "tests" / "golden"
 
 
 def test_eval_cleaning_on_labelled_set_reports_zero_left_and_lost():
-    result = run_cli("eval-cleaning", str(FIXTURES), "--strict")
+    result = run_main("eval-cleaning", str(FIXTURES), "--strict")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     total = next(line for line in lines if line.startswith("total"))
@@ -74,11 +75,10 @@ def test_bad_rule_pack_fails_at_start_naming_the_rule(tmp_path):
     assert not (tmp_path / "out" / "articles").exists()
 
 
-def test_run_on_seeds_matches_goldens(tmp_path):
-    result = run_cli("run", "--output", str(tmp_path))
-    assert result.returncode == 0, result.stderr
+def test_run_on_seeds_matches_goldens(seeds_run):
+    out, result = seeds_run
     assert "top cleaning rules:" in result.stdout
-    rows = read_table(tmp_path, "articles").to_pylist()
+    rows = read_table(out, "articles").to_pylist()
     assert len(rows) == 5
     for row in rows:
         golden = json.loads((GOLDEN / f"{Path(row['source_ref']).stem}.json").read_text("utf-8"))

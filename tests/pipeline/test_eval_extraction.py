@@ -29,7 +29,7 @@ from news_ingest.pipeline.eval_extraction import (
 )
 from news_ingest.pipeline.graph import extract_options
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_main
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "extract"
 
@@ -335,7 +335,7 @@ def test_a_wrong_path_or_a_folder_without_labels_exits_2(tmp_path):
 
 def test_without_arguments_and_without_shared_data_it_skips(tmp_path):
     (tmp_path / "repo").mkdir()
-    result = run_cli("eval-extraction", cwd=tmp_path / "repo")
+    result = run_main("eval-extraction", cwd=tmp_path / "repo")
     assert result.returncode == 0, result.stderr
     assert "skipped" in result.stdout
 
@@ -343,7 +343,7 @@ def test_without_arguments_and_without_shared_data_it_skips(tmp_path):
 def test_sets_and_limit_select_a_subset(tmp_path):
     data = _data(tmp_path / "data")
     figures = tmp_path / "f.json"
-    result = run_cli(
+    result = run_main(
         "eval-extraction", str(data / "web"), "--limit", "2", "--jobs", "1", "--json", str(figures)
     )
     assert result.returncode == 0, result.stderr

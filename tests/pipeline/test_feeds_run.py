@@ -16,7 +16,7 @@ from news_ingest.transforms.fetch import FetchPolicy
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from tests.conftest import read_table, run_cli
+from tests.conftest import read_table, run_main
 from tests.localhttp import LocalServer, Reply, html_reply, serving
 
 
@@ -121,7 +121,7 @@ def write_run_files(tmp_path: Path, server: LocalServer, allow: bool = True) -> 
 def test_run_on_a_feeds_list(server: LocalServer, tmp_path):
     feeds, cfg = write_run_files(tmp_path, server)
     out = tmp_path / "out"
-    proc = run_cli("run", "--input", str(feeds), "--config", str(cfg), "--output", str(out))
+    proc = run_main("run", "--input", str(feeds), "--config", str(cfg), "--output", str(out))
     assert proc.returncode == 0, proc.stderr
 
     articles = read_table(out, "articles").to_pylist()
@@ -171,7 +171,7 @@ def test_run_on_a_feeds_list(server: LocalServer, tmp_path):
 def test_without_the_allowlist_loopback_feeds_are_refused(server: LocalServer, tmp_path):
     feeds, cfg = write_run_files(tmp_path, server, allow=False)
     out = tmp_path / "out"
-    proc = run_cli("run", "--input", str(feeds), "--config", str(cfg), "--output", str(out))
+    proc = run_main("run", "--input", str(feeds), "--config", str(cfg), "--output", str(out))
     assert proc.returncode == 0, proc.stderr
     dead = read_table(out, "dead_letters").to_pylist()
     assert sorted((d["stage"], d["reason"], d["source_ref"]) for d in dead) == [
@@ -201,7 +201,7 @@ def test_run_on_a_warc(tmp_path):
                 )
             )
     out = tmp_path / "out"
-    proc = run_cli("run", "--input", str(path), "--output", str(out))
+    proc = run_main("run", "--input", str(path), "--output", str(out))
     assert proc.returncode == 0, proc.stderr
     articles = read_table(out, "articles").to_pylist()
     assert sorted((a["url"], a["source_kind"]) for a in articles) == [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from news_ingest.pipeline import batch, cli, flex
 
-from tests.conftest import read_table, run_cli
+from tests.conftest import read_table, run_main
 
 ROOT = Path(__file__).resolve().parents[2]
 METADATA = ROOT / "docker" / "flex-template" / "metadata.json"
@@ -93,7 +93,7 @@ def test_a_template_launch_commits_in_the_job(tmp_path: Path) -> None:
     the commit and the manifest are the job's last step. On the DirectRunner the "job" runs at
     once, in-process, so its commit can be checked here."""
     out = tmp_path / "out"
-    done = run_cli(
+    done = run_main(
         "run", "--input", str(ROOT / "seeds"), "--output", str(out), "--run-id", "flex-1",
         f"--template_location={tmp_path / 'job.json'}",
     )  # fmt: skip

@@ -15,7 +15,7 @@ from news_ingest.pipeline.load import KEYS, LoadError, load_duckdb
 from news_ingest.transforms import schema, sinks
 from news_ingest.transforms.schema import Article, Duplicate
 
-from tests.conftest import read_table, run_cli
+from tests.conftest import read_table, run_cli, run_main
 from tests.pipeline.corpus import make_corpus
 
 
@@ -47,7 +47,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = root / "reprocess.yaml"
     config.write_text("dedup:\n  index: false\n", encoding="utf-8")
     for run_id in ("run-a", "run-b"):
-        done = run_cli(
+        done = run_main(
             "run", "--input", str(root / "corpus"), "--output", str(root / "out"),
             "--run-id", run_id, "--config", str(config),
         )  # fmt: skip
@@ -57,14 +57,14 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_load_twice_leaves_one_row_per_key(two_runs: Path, tmp_path: Path) -> None:
     db = tmp_path / "news.duckdb"
-    first = run_cli("load", "--duckdb", str(db), "--output", str(two_runs), "--run-id", "run-a")
+    first = run_main("load", "--duckdb", str(db), "--output", str(two_runs), "--run-id", "run-a")
     assert first.returncode == 0, first.stderr
     table = read_table(two_runs, "articles")
     articles = table.filter(pc.equal(table["run_id"], "run-a"))
     assert _count(db, "articles") == articles.num_rows > 0
 
     for _ in range(2):
-        again = run_cli("load", "--duckdb", str(db), "--output", str(two_runs))
+        again = run_main("load", "--duckdb", str(db), "--output", str(two_runs))
         assert again.returncode == 0, again.stderr
     assert _key_dupes(db) == {"articles": 0, "duplicates": 0, "dead_letters": 0}
     assert _count(db, "articles") == articles.num_rows

@@ -1,4 +1,5 @@
-"""End to end: `news-ingest run` as a user runs it, Parquet read back with pyarrow."""
+"""End to end: `news-ingest run` (in-process; its bad usage as a process), Parquet read back with
+pyarrow."""
 
 from __future__ import annotations
 
@@ -10,16 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from news_ingest.transforms.schema import ARTICLES_SCHEMA, DEAD_LETTERS_SCHEMA, DUPLICATES_SCHEMA
 
-from tests.conftest import SEEDS, read_table, run_cli
+from tests.conftest import SEEDS, read_table, run_cli, run_main
 from tests.transforms.test_schema import REQUIRED_ARTICLE_COLUMNS
-
-
-@pytest.fixture(scope="module")
-def seeds_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("seeds") / "out"
-    proc = run_cli("run", "--output", str(out), "--run-id", "seeds-1")
-    assert proc.returncode == 0, proc.stderr
-    return out, proc
 
 
 def test_seeds_give_five_articles_with_the_contract_columns(seeds_run):
@@ -80,7 +73,7 @@ def test_every_input_lands_in_exactly_one_table(tmp_path):
         + b"</article></body></html>"
     )
     out = tmp_path / "out"
-    proc = run_cli("run", "--input", str(inputs), "--output", str(out), "--run-id", "acct")
+    proc = run_main("run", "--input", str(inputs), "--output", str(out), "--run-id", "acct")
     assert proc.returncode == 0, proc.stderr
 
     refs = {
@@ -107,16 +100,16 @@ def test_every_input_lands_in_exactly_one_table(tmp_path):
 def test_rerun_with_the_same_run_id_replaces_its_files(tmp_path):
     out = tmp_path / "out"
     for _ in range(2):
-        proc = run_cli("run", "--output", str(out), "--run-id", "same", "--shards", "2")
+        proc = run_main("run", "--output", str(out), "--run-id", "same", "--shards", "2")
         assert proc.returncode == 0, proc.stderr
     assert read_table(out, "articles").num_rows == 5
-    proc = run_cli("run", "--output", str(out), "--run-id", "other")
+    proc = run_main("run", "--output", str(out), "--run-id", "other")
     assert proc.returncode == 0, proc.stderr
     # another run id adds its own files beside: here, copies of what "same" already kept
     assert read_table(out, "articles").column("run_id").to_pylist() == ["same"] * 5
     assert read_table(out, "duplicates").column("run_id").to_pylist() == ["other"] * 5
     # and rerunning "same" again leaves "other" alone
-    proc = run_cli("run", "--output", str(out), "--run-id", "same")
+    proc = run_main("run", "--output", str(out), "--run-id", "same")
     assert proc.returncode == 0, proc.stderr
     assert read_table(out, "duplicates").num_rows == 5
 
@@ -126,18 +119,20 @@ def test_leftovers_of_a_crashed_attempt_are_never_visible(tmp_path):
     staging = out / "_staging" / "crashed" / "articles"
     staging.mkdir(parents=True)
     (staging / "part-crashed-00000.parquet.tmp-1").write_bytes(b"partial")
-    proc = run_cli("run", "--output", str(out), "--run-id", "crashed")
+    proc = run_main("run", "--output", str(out), "--run-id", "crashed")
     assert proc.returncode == 0, proc.stderr
     assert not (out / "_staging").exists()
     assert read_table(out, "articles").num_rows == 5
 
 
-def test_two_workers_give_the_same_rows_as_one(tmp_path):
+def test_two_workers_give_the_same_rows_as_one(seeds_run, tmp_path):
+    # One worker: the shared seeds run; two worker processes: the same run id again.
+    one, _ = seeds_run
+    two = tmp_path / "w2"
+    proc = run_main("run", "--output", str(two), "--run-id", "seeds-1", "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
     tables = []
-    for workers in ("1", "2"):
-        out = tmp_path / f"w{workers}"
-        proc = run_cli("run", "--output", str(out), "--run-id", "w", "--workers", workers)
-        assert proc.returncode == 0, proc.stderr
+    for out in (one, two):
         rows = read_table(out, "articles").drop(["ingested_at"]).sort_by("article_id")
         tables.append(rows.to_pylist())
     assert tables[0] == tables[1]
@@ -178,7 +173,7 @@ def test_the_same_file_in_three_folders_is_one_article_and_two_duplicates(tmp_pa
         (inputs / folder).mkdir(parents=True)
         shutil.copy(SEEDS / "002_c9ef6f29cfe5848e.txt", inputs / folder / "same.txt")
     out = tmp_path / "out"
-    proc = run_cli("run", "--input", str(inputs), "--output", str(out), "--run-id", "tri")
+    proc = run_main("run", "--input", str(inputs), "--output", str(out), "--run-id", "tri")
     assert proc.returncode == 0, proc.stderr
     (kept,) = read_table(out, "articles").column("article_id").to_pylist()
     dups = read_table(out, "duplicates").to_pylist()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import read_table, run_cli
+from tests.conftest import read_table, run_cli, run_main
 from tests.localhttp import LocalServer, Reply, html_reply, serving
 
 HARBOUR = "The harbour reopened on Monday after the storm had closed it for a week."
@@ -121,7 +121,7 @@ def config(tmp_path: Path) -> Path:
 
 def run(tmp_path: Path, *args: str) -> Path:
     out = tmp_path / "out"
-    proc = run_cli("run", *args, "--config", str(config(tmp_path)), "--output", str(out))
+    proc = run_main("run", *args, "--config", str(config(tmp_path)), "--output", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 

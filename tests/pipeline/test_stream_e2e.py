@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from news_ingest.transforms.schema import ARTICLES_SCHEMA
 
-from tests.conftest import ROOT, read_table, run_cli
+from tests.conftest import ROOT, read_table, run_cli, run_main
 
 # story_id: stories are assigned by the batch graph only (a streaming story index is future
 # work, see the README), so the stream leaves it null.
@@ -24,11 +24,11 @@ IGNORED = ["run_id", "ingested_at", "story_id"]
 
 
 @pytest.fixture(scope="module")
-def replay_and_batch(tmp_path_factory):
+def replay_and_batch(tmp_path_factory, seeds_run):
+    """The replay of the seeds, and the shared batch run of the seeds beside it."""
     root = tmp_path_factory.mktemp("replay")
-    batch = run_cli("run", "--output", str(root / "batch"), "--run-id", "batch-1")
-    assert batch.returncode == 0, batch.stderr
-    replay = run_cli(
+    (root / "batch").symlink_to(seeds_run[0], target_is_directory=True)
+    replay = run_main(
         "replay", "seeds/", "--speed", "100000", "--output", str(root / "stream"),
         "--run-id", "replay-1",
     )  # fmt: skip
@@ -83,8 +83,8 @@ def test_a_second_replay_into_the_same_output_writes_nothing_again(replay_and_ba
     root, _ = replay_and_batch
     out = root / "stream"
     before = sorted(p.name for p in out.glob("articles/*/*.parquet"))
-    proc = run_cli("replay", "seeds/", "--speed", "100000", "--output", str(out),
-                   "--run-id", "replay-2")  # fmt: skip
+    proc = run_main("replay", "seeds/", "--speed", "100000", "--output", str(out),
+                    "--run-id", "replay-2")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["stream"]["items"] == 0
@@ -286,10 +286,9 @@ def test_stream_ingests_each_new_feed_entry_exactly_once_and_restarts_cleanly(tm
 
         # A restart continues: what was written is not written again; a new entry is.
         site.publish(6)
-        proc = _stream(cfg, out, "live-2", "12s")
-        _wait_for_rows(out, len(published) + 1, proc)
-        _stdout, stderr = proc.communicate(timeout=180)
-        assert proc.returncode == 0, stderr
+        args = ["--config", str(cfg), "--output", str(out), "--run-id", "live-2"]
+        done = run_main("stream", *args, "--duration", "12s")
+        assert done.returncode == 0, done.stderr
         assert json.loads((out / "_manifest.json").read_text())["stopped_by"] == "duration"
         urls = read_table(out, "articles").column("url").to_pylist()
         assert sorted(urls) == sorted(f"{site.base}/a/{n}.html" for n in range(1, 7))

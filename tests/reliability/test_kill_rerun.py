@@ -2,7 +2,8 @@
 
 ``news-ingest run`` is started as a subprocess on a generated corpus and SIGKILLed at a chosen
 point (while it writes shards to staging, and once it has begun to commit); a crash inside
-``commit_run`` between two file moves is injected in-process. After each, a rerun with the same
+``commit_run`` between two file moves is injected in-process. The clean run and the reruns are
+in-process runs of the CLI. After each, a rerun with the same
 run id must leave the same rows as an uninterrupted run: no partial files, no duplicates, no
 leftovers of the killed attempt.
 """
@@ -23,7 +24,7 @@ import pytest
 from news_ingest.pipeline import cli
 from news_ingest.transforms import sinks
 
-from tests.conftest import ROOT, read_table, run_cli
+from tests.conftest import ROOT, read_table, run_main
 from tests.fixtures.bad_inputs import write_mixed_corpus
 from tests.reliability.procs import children, survivors
 
@@ -39,7 +40,7 @@ def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("kill")
     write_mixed_corpus(root / "in", 600, seed=7)
     clean = root / "clean"
-    proc = run_cli(*run_args(root / "in", clean), timeout=240)
+    proc = run_main(*run_args(root / "in", clean))
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((clean / "_manifest.json").read_text())
     return root / "in", rows_of(clean), undated(manifest["files"], manifest["ingest_date"])
@@ -143,7 +144,7 @@ def test_sigkill_then_rerun_gives_the_rows_of_a_clean_run(corpus, tmp_path, read
         table = os.path.basename(os.path.dirname(os.path.dirname(path)))
         sinks.validate_table(pq.read_table(path), table)
 
-    proc = run_cli(*run_args(inputs, out), timeout=240)
+    proc = run_main(*run_args(inputs, out))
     assert proc.returncode == 0, proc.stderr
     assert rows_of(out) == clean
     assert leftovers(out) == []
