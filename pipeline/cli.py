@@ -548,6 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     if rest and args.command not in PASSTHROUGH:
         _subparser(top, args.command).error(f"unrecognized arguments: {' '.join(rest)}")
     configure_logging(args.verbose, args.quiet)
+    from news_ingest.transforms.children import tie_forks_to_parent
+
+    tie_forks_to_parent()  # no child forked by a run outlives it, however it ends
     if rest:
         check_beam_flags(top, args.command, rest)
         from news_ingest.transforms.files import set_options

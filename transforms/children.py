@@ -19,6 +19,18 @@ import threading
 PR_SET_PDEATHSIG = 1
 
 
+_LIBC: ctypes.CDLL | None = None
+
+
+def _libc() -> ctypes.CDLL:
+    """The C library, loaded once (a forked child then calls ``prctl`` without ``dlopen``,
+    which is not safe in the child of a process with threads)."""
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
 def tie_to_parent(parent_pid: int, sig: int = signal.SIGKILL) -> bool:
     """Have the kernel send ``sig`` to this process when its parent exits.
 
@@ -32,11 +44,39 @@ def tie_to_parent(parent_pid: int, sig: int = signal.SIGKILL) -> bool:
     """
     if not sys.platform.startswith("linux"):
         return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+    if _libc().prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
         return False
     if os.getppid() != parent_pid:  # the parent died before the tie was made
         os._exit(1)
+    return True
+
+
+_FORKS_TIED = False
+
+
+def tie_forks_to_parent() -> bool:
+    """From now on, tie every process forked from this one to the process that forked it, in
+    the child at once (``os.register_at_fork``), before the child runs anything else.
+
+    ``tie_forked_child`` ties the extraction child only when its DoFn is set up, which happens
+    when the first document reaches it: a launcher killed between the fork and that moment left
+    the child waiting on its task pipe with PPID 1. Tying at the fork closes that window. (Child
+    processes started by ``subprocess`` exec at once without running Python's fork hooks; Beam's
+    worker processes tie themselves in ``news_ingest.pipeline.worker``.) Registered once per
+    process; returns whether the hooks are in place (False off Linux).
+    """
+    global _FORKS_TIED
+    if not sys.platform.startswith("linux"):
+        return False
+    if not _FORKS_TIED:
+        _libc()
+        forker: list[int] = [os.getpid()]
+
+        def before() -> None:
+            forker[0] = os.getpid()
+
+        os.register_at_fork(before=before, after_in_child=lambda: tie_to_parent(forker[0]))
+        _FORKS_TIED = True
     return True
 
 

@@ -98,3 +98,32 @@ def test_no_child_outlives_a_sigkilled_launcher(corpus, tmp_path, launch, worker
     assert proc.returncode == -signal.SIGKILL
     # A child tied to the launcher (PR_SET_PDEATHSIG) is killed by the kernel with it.
     assert survivors(proc.pid, seen) == []
+
+
+def test_a_forked_child_is_tied_to_its_parent_at_the_fork():
+    """After ``tie_forks_to_parent`` (which the CLI calls first), a process forked by a run
+    asks for SIGKILL on its parent's death before running anything else: read back with
+    ``PR_GET_PDEATHSIG`` in the child."""
+    import ctypes
+    import multiprocessing
+
+    from news_ingest.transforms.children import tie_forks_to_parent
+
+    def report(conn):
+        libc = ctypes.CDLL(None, use_errno=True)
+        value = ctypes.c_int(-1)
+        libc.prctl(2, ctypes.byref(value), 0, 0, 0)  # PR_GET_PDEATHSIG
+        conn.send(value.value)
+        conn.close()
+
+    assert tie_forks_to_parent()
+    ctx = multiprocessing.get_context("fork")
+    parent_end, child_end = ctx.Pipe()
+    child = ctx.Process(target=report, args=(child_end,))
+    child.start()
+    try:
+        assert parent_end.poll(30), "the forked child did not report"
+        assert parent_end.recv() == signal.SIGKILL
+    finally:
+        child.join(30)
+    assert child.exitcode == 0
