@@ -65,7 +65,7 @@ def test_flink_config_builds_a_portable_graph(tmp_path) -> None:  # type: ignore
     portable = p._options.view_as(PortableOptions)
     assert portable.environment_type == "DOCKER" and portable.environment_config
     assert p._options.get_all_options()["parallelism"] == cfg.runner.workers
-    assert "WriteArticles" in _labels(p)
+    assert "WriteArticlesAndDuplicates" in _labels(p)
 
 
 def test_dask_config_names_our_runner(tmp_path) -> None:  # type: ignore[no-untyped-def]
