@@ -124,8 +124,11 @@ def seeds_run(
 # are made once; starting the long ones first keeps one of them from being the last to finish.
 # Modules not named here follow in collection order.
 SLOW_FIRST = (
+    "tests/pipeline/test_output_on_object_storage.py",
     "tests/pipeline/test_dask.py",
     "tests/pipeline/test_one_index.py",
+    "tests/pipeline/test_one_poller.py",
+    "tests/pipeline/test_ids_not_text.py",
     "tests/reliability/test_kill_rerun.py",
     "tests/reliability/test_signals.py",
     "tests/pipeline/test_stream_e2e.py",
