@@ -52,6 +52,7 @@ from news_ingest.pipeline.eval_extraction import (
     select,
     set_figures,
     shingle_counts,
+    trafilatura_baselines,
 )
 from news_ingest.transforms import extract as ex
 
@@ -100,16 +101,8 @@ def cache_page(task: tuple[str, str, str, str, str]) -> str:
     result["cpu"]["precision"] = time.process_time() - started
     with gzip.open(path) as fh:
         content = fh.read()
-    for name, precision in (("trafilatura", False), ("trafilatura-precision", True)):
-        started = time.process_time()
-        try:
-            text = trafilatura.extract(
-                content, url=url or None, include_comments=False, favor_precision=precision
-            )
-        except Exception:  # a baseline that fails on a page finds nothing there
-            text = None
-        result["base"][name] = text or ""
-        result["cpu"][name] = time.process_time() - started
+    result["base"], cpu = trafilatura_baselines(content, url)
+    result["cpu"].update(cpu)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out + ".tmp", "wb") as fh:
         pickle.dump(result, fh)

@@ -559,16 +559,14 @@ def classify_blocks(
     return len(doomed)
 
 
-def precision_body(html: str, url: str | None, opts: ExtractOptions) -> Any | None:
-    """The body of trafilatura's precision mode on a page (None when it finds nothing)."""
+def precision_body(page: Any, url: str | None, opts: ExtractOptions) -> Any | None:
+    """The body of trafilatura's precision mode on a page, given as HTML text or as its parsed
+    tree (trafilatura works on a copy of a tree, so the caller's stays whole); None when it
+    finds nothing."""
     import trafilatura
-    from trafilatura.utils import load_html
 
-    tree = load_html(html)
-    if tree is None:
-        return None
     doc = trafilatura.bare_extraction(
-        tree,
+        page,
         url=url,
         with_metadata=False,
         include_comments=False,
@@ -662,7 +660,7 @@ def extract_html(raw: RawDocument, options: ExtractOptions | None = None) -> Art
         if opts.block_classifier:
             model = load_block_model(opts.block_model)
             if classify_blocks(
-                body, precision_body(html, raw.url, opts), model, opts.block_threshold
+                body, precision_body(tree, raw.url, opts), model, opts.block_threshold
             ):
                 fired.append("block_classifier")
         fired += prune_blocks(
