@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -608,14 +609,17 @@ class _GroupByURL(beam.DoFn):
         yield from star_edges(list(keyed[1]), DEDUP_URL)
 
 
-def _bands(node: Node, params: NearParams) -> Iterator[tuple[str, Node]]:
+def _sketch(node: Node) -> tuple[bytes, Node]:
+    """A head node as its LSH sketch, keyed by its member key: only what ``bucket_edges``
+    reads goes."""
+    sketch = Node(node.node_id, "", node.prior, (), None, None, node.signature, node.shingle_count)
+    return lsh.member_key(node.node_id), sketch
+
+
+def _sketch_bands(node: Node, params: NearParams) -> list[str]:
     if node.shingle_count > 0 and node.signature is not None:
-        # A node is copied into every band: only what ``bucket_edges`` reads goes.
-        sketch = Node(
-            node.node_id, "", node.prior, (), None, None, node.signature, node.shingle_count
-        )
-        for key in band_keys(node.signature, params):
-            yield key, sketch
+        return band_keys(node.signature, params)
+    return []
 
 
 class _BandEdges(beam.DoFn):
@@ -731,8 +735,9 @@ class Deduplicate(beam.PTransform):
         if params.near:
             edge_sets.append(
                 by_text[_SKETCH]
-                | "KeyByBand" >> beam.FlatMap(_bands, params)
-                | "GroupByBand" >> beam.GroupByKey()
+                | "KeySketches" >> beam.Map(_sketch)
+                | "NearCandidates"
+                >> lsh.GroupCandidates(functools.partial(_sketch_bands, params=params))
                 | "NearEdges" >> beam.ParDo(_BandEdges(params))
             )
         roots = (

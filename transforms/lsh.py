@@ -1,13 +1,19 @@
 """The one LSH toolkit of dedup and stories: banding checks, band keys of a MinHash signature,
 order-independent union-find, and the spanning-set search inside one LSH bucket. Each stage
-brings its own signature (word shingles, story terms) and its own pair verification."""
+brings its own signature (word shingles, story terms) and its own pair verification.
+
+``CandidateBuckets`` is the one Beam wrapper: the band grouping, over ids only. A sketch is
+joined to the buckets it is in afterwards, once per distinct membership, instead of being
+copied into every band (on Beam's local runner a grouping holds its decoded values in memory:
+32 copies of a signed node per document were most of a run's peak memory)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar
 
+import apache_beam as beam
 import numpy as np
 
 SIGNATURE_DTYPE = np.dtype("<u4")
@@ -105,3 +111,93 @@ def spanning_pairs(
         if not joined:
             reps.append(node)
     return pairs
+
+
+# --------------------------------------------------------------------------------------------
+# Candidate buckets over ids (the Beam wrapper)
+
+
+def member_key(node_id: str) -> bytes:
+    """The 8-byte id a node travels under through the band grouping (a hash of ``node_id``;
+    at 10^6 nodes the chance of any collision is about 3e-8)."""
+    return hashlib.blake2b(node_id.encode("utf-8"), digest_size=8).digest()
+
+
+def _band_members(keyed: tuple[bytes, list[str]]) -> Iterator[tuple[str, bytes]]:
+    member, keys = keyed
+    for key in keys:
+        yield key, member
+
+
+def _membership(keyed: tuple[str, Iterable[bytes]]) -> Iterator[tuple[bytes, ...]]:
+    members = tuple(sorted(set(keyed[1])))
+    if len(members) >= 2:
+        yield members
+
+
+def _bucket_of_members(members: tuple[bytes, ...]) -> Iterator[tuple[bytes, bytes]]:
+    bucket = hashlib.blake2b(b"".join(members), digest_size=8).digest()
+    for member in members:
+        yield member, bucket
+
+
+def buckets_of(memberships: Iterable[Iterable[bytes]]) -> dict[bytes, list[bytes]]:
+    """Bucket id -> members of the distinct non-singleton memberships (what
+    ``CandidateBuckets`` computes, in one process: for tests and benchmarks)."""
+    distinct = {members for group in memberships for members in _membership(("", group))}
+    out: dict[bytes, list[bytes]] = {}
+    for members in distinct:
+        for member, bucket in _bucket_of_members(members):
+            out.setdefault(bucket, []).append(member)
+    return out
+
+
+class CandidateBuckets(beam.PTransform):
+    """(member key, band keys) -> (member key, bucket id) for every LSH bucket that holds at
+    least two members, each distinct membership once (copies that share many bands share one
+    bucket). Only the 8-byte member keys cross the band grouping; the caller joins its sketches
+    to the bucket ids by member key and verifies each bucket as before."""
+
+    def expand(self, keyed_bands):  # type: ignore[no-untyped-def]
+        return (
+            keyed_bands
+            | "BandMembers" >> beam.FlatMap(_band_members)
+            | "GroupByBand" >> beam.GroupByKey()
+            | "Memberships" >> beam.FlatMap(_membership)
+            | "DistinctMemberships" >> beam.Distinct()
+            | "BucketIds" >> beam.FlatMap(_bucket_of_members)
+        )
+
+
+def _bucket_sketches(keyed: tuple[bytes, dict[str, list[Any]]]) -> Iterator[tuple[bytes, Any]]:
+    joined = keyed[1]
+    for sketch in joined["sketch"][:1]:
+        for bucket in joined["bucket"]:
+            yield bucket, sketch
+
+
+class GroupCandidates(beam.PTransform):
+    """Sketches keyed by member key -> (bucket id, the sketches of its members), grouped:
+    ``CandidateBuckets`` of ``keys_of(sketch)``, then each sketch joined to its buckets.
+
+    Args:
+        keys_of: a sketch's band keys (empty: in no bucket).
+    """
+
+    def __init__(self, keys_of: Callable[[Any], list[str]]):
+        super().__init__()
+        self.keys_of = keys_of
+
+    def expand(self, keyed_sketches):  # type: ignore[no-untyped-def]
+        keys_of = self.keys_of
+        buckets = (
+            keyed_sketches
+            | "BandKeys" >> beam.Map(lambda kv: (kv[0], keys_of(kv[1])))
+            | "Candidates" >> CandidateBuckets()
+        )
+        return (
+            {"sketch": keyed_sketches, "bucket": buckets}
+            | "JoinSketches" >> beam.CoGroupByKey()
+            | "SketchPerBucket" >> beam.FlatMap(_bucket_sketches)
+            | "GroupByBucket" >> beam.GroupByKey()
+        )

@@ -20,6 +20,7 @@ Method (measured; see the README, "Deduplication and stories"):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -257,11 +258,9 @@ class _SignKept(beam.DoFn):
             yield self.hasher.sign(terms)
 
 
-def _bands(node: StoryNode, params: StoryParams) -> Iterator[tuple[str, StoryNode]]:
-    # A node is copied into every band: only what ``same_story`` reads goes (no signature).
-    sketch = dataclasses.replace(node, article_id="", signature=b"")
-    for key in story_keys(node, params):
-        yield key, sketch
+def _sketch(node: StoryNode) -> tuple[bytes, StoryNode]:
+    # Only what ``same_story`` and the band keys read goes (no article id).
+    return lsh.member_key(node.node_id), dataclasses.replace(node, article_id="")
 
 
 class _BucketEdges(beam.DoFn):
@@ -332,8 +331,8 @@ class AssignStories(beam.PTransform):
             }
             | "JoinKeptTerms" >> beam.CoGroupByKey()
             | "SignKeptTerms" >> beam.ParDo(_SignKept(params))
-            | "KeyByBand" >> beam.FlatMap(_bands, params)
-            | "GroupByBand" >> beam.GroupByKey()
+            | "KeySketches" >> beam.Map(_sketch)
+            | "Candidates" >> lsh.GroupCandidates(functools.partial(story_keys, params=params))
             | "VerifyPairs" >> beam.ParDo(_BucketEdges(params))
             | "DistinctEdges" >> beam.Distinct()
         )
