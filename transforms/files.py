@@ -45,6 +45,17 @@ def scheme_of(path: str) -> str | None:
     return match.group(1).lower()
 
 
+def has_filesystem(path: str) -> bool:
+    """Whether Beam has a file system for ``path``'s scheme (always, for a local path)."""
+    if not is_remote(path):
+        return True
+    try:
+        FileSystems.get_filesystem(path)
+    except ValueError:
+        return False
+    return True
+
+
 def is_remote(path: str) -> bool:
     """True when ``path`` lives on a file system other than the local one."""
     return scheme_of(path) is not None
