@@ -9,6 +9,8 @@ run or an earlier replay of it already committed is dropped before commit (a fee
 both kinds).
 
 The replay starts from the original run's configuration, overlaid by ``--config`` (the fix).
+``OUT`` and the inputs may be local or on an object store: every path goes through
+``news_ingest.transforms.files``.
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ import datetime as dt
 import os
 from typing import Any
 
-import pyarrow.parquet as pq
 from news_ingest.pipeline import batch, config, manifest
-from news_ingest.transforms import sinks
+from news_ingest.transforms import files, sinks
 from news_ingest.transforms.schema import UTC
 
 
@@ -38,7 +39,7 @@ def dead_letter_rows(output: str, run_id: str, reasons: frozenset[str] = frozens
     """The committed dead letters of ``run_id`` (only those with one of ``reasons`` if given)."""
     rows: list[dict[str, Any]] = []
     for path in sinks.committed_files(output, "dead_letters", run_id):
-        rows += pq.read_table(path, columns=["source_ref", "stage", "reason"]).to_pylist()
+        rows += sinks.read_parquet(path, columns=["source_ref", "stage", "reason"]).to_pylist()
     return [r for r in rows if not reasons or r["reason"] in reasons]
 
 
@@ -46,12 +47,26 @@ def plan(output: str, run_id: str, reasons: frozenset[str] = frozenset()) -> Pla
     """The input files behind the dead letters of ``run_id``; refs that are no file are missing."""
     rows = dead_letter_rows(output, run_id, reasons)
     refs = sorted({r["source_ref"] for r in rows})
+    found = {r for r in refs if is_input_file(r)}
     return Plan(
         run_id=run_id,
-        inputs=tuple(r for r in refs if os.path.isfile(r)),
-        missing=tuple(r for r in refs if not os.path.isfile(r)),
+        inputs=tuple(r for r in refs if r in found),
+        missing=tuple(r for r in refs if r not in found),
         dead_letters=len(rows),
     )
+
+
+def is_input_file(ref: str) -> bool:
+    """Whether a dead letter's ``source_ref`` is a file that is still there (local or an
+    object); a feed entry or a fetched page (an http(s) URL) is none."""
+    if ref.startswith(("http://", "https://")):
+        return False
+    if files.is_remote(ref):
+        try:
+            return files.exists(ref)
+        except Exception:  # noqa: BLE001 - a scheme without a file system, or a store's refusal
+            return False
+    return os.path.isfile(ref)
 
 
 def ingested_ids(output: str, run_ids: list[str]) -> frozenset[str]:
@@ -60,7 +75,7 @@ def ingested_ids(output: str, run_ids: list[str]) -> frozenset[str]:
     for run_id in run_ids:
         for table in ("articles", "duplicates"):
             for path in sinks.committed_files(output, table, run_id):
-                ids.update(pq.read_table(path, columns=["article_id"]).column(0).to_pylist())
+                ids.update(sinks.read_parquet(path, columns=["article_id"]).column(0).to_pylist())
     return frozenset(ids)
 
 
@@ -89,10 +104,13 @@ def replay(
     Raises:
         batch.UsageError: the output or the run is unknown.
     """
+    missing = f"no manifest of run {run_id or '(current)'} in {output}"
     try:
+        if not files.exists(manifest.manifest_path(output, run_id)):
+            raise batch.UsageError(missing)
         original = manifest.read_manifest(output, run_id)
     except FileNotFoundError as exc:
-        raise batch.UsageError(f"no manifest of run {run_id or '(current)'} in {output}") from exc
+        raise batch.UsageError(missing) from exc
     run_id = original["run_id"]
     todo = plan(output, run_id, reasons)
     if not todo.inputs:

@@ -106,8 +106,17 @@ def feed_source(data: Any, where: str = "feed", base_dir: str | None = None) -> 
     if scheme in ("http", "https"):
         if not urllib.parse.urlsplit(url).hostname:
             raise ValueError(f"{where}.url: {url!r} has no host")
+    elif files.is_remote(url):
+        # a feed file on an object store (s3://, gs://): read as a local one is, by Beam
+        if not files.has_filesystem(url):
+            raise ValueError(
+                f"{where}.url: only http(s) URLs, local files and files on a store Beam reads "
+                f"(s3://, gs://) are feeds, not {url!r}"
+            )
     elif scheme and len(scheme) > 1:
         raise ValueError(f"{where}.url: only http(s) URLs and local files are feeds, not {url!r}")
+    elif base_dir and files.is_remote(base_dir) and not os.path.isabs(url):
+        url = files.join(base_dir, url)  # a relative entry of a feeds list on a bucket
     elif base_dir and not os.path.isabs(url):
         url = os.path.normpath(os.path.join(base_dir, url))
     for key in ("publisher", "language"):
@@ -136,18 +145,21 @@ def load_feed_list(path: str) -> list[FeedSource]:
     import yaml
 
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except (OSError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(files.read_text(path))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ValueError(f"feeds list {path}: {exc}") from exc
-    where = os.path.basename(path)
+    except Exception as exc:  # Beam's object-store errors (no object, no access) are its own
+        if not files.is_remote(path):
+            raise
+        raise ValueError(f"feeds list {path}: {exc}") from exc
+    where = files.basename(path)
     if isinstance(data, dict):
         section = data.get("feeds")
         data = section.get("sources") if isinstance(section, dict) else section
         where += ":feeds.sources"
     if not isinstance(data, list):
         raise ValueError(f"feeds list {path}: expected a list of feeds (or feeds.sources)")
-    base = os.path.dirname(os.path.abspath(path))
+    base = files.parent(path) if files.is_remote(path) else os.path.dirname(os.path.abspath(path))
     return [feed_source(item, f"{where}[{i}]", base) for i, item in enumerate(data)]
 
 

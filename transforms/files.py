@@ -20,7 +20,7 @@ import re
 import shutil
 from typing import IO
 
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import CompressionTypes, FileMetadata
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -43,6 +43,17 @@ def scheme_of(path: str) -> str | None:
     if not match or match.group(1).lower() == "file":
         return None
     return match.group(1).lower()
+
+
+def has_filesystem(path: str) -> bool:
+    """Whether Beam has a file system for ``path``'s scheme (always, for a local path)."""
+    if not is_remote(path):
+        return True
+    try:
+        FileSystems.get_filesystem(path)
+    except ValueError:
+        return False
+    return True
 
 
 def is_remote(path: str) -> bool:
@@ -72,13 +83,17 @@ def match_remote(spec: str) -> list[tuple[str, int]]:
 
 
 def _match(pattern: str) -> list[tuple[str, int]]:
+    return [(m.path, m.size_in_bytes) for m in _match_metadata(pattern)]
+
+
+def _match_metadata(pattern: str) -> list[FileMetadata]:
     try:
         results = FileSystems.match([pattern])
     except Exception as exc:  # noqa: BLE001 - Beam wraps every back-end error in its own types
         if "No files found" in str(exc) or "Not Found" in str(exc):
             return []
         raise OSError(f"cannot list {pattern}: {exc}") from exc
-    return [(m.path, m.size_in_bytes) for r in results for m in r.metadata_list]
+    return [m for r in results for m in r.metadata_list]
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,6 +147,34 @@ def glob(pattern: str) -> list[str]:
     if is_remote(pattern):
         return sorted(path for path, _size in _match(pattern))
     return sorted(_glob.glob(pattern))
+
+
+def glob_modified(pattern: str) -> list[tuple[str, float]]:
+    """``(path, modification time)`` of the files ``pattern`` matches, sorted by path.
+
+    The time is epoch seconds of the file system that holds the files: the local clock for a
+    local path, the store's own clock (an object's last-modified, whole seconds on S3) for an
+    object store; compare it only with times read from the same store.
+    """
+    if is_remote(pattern):
+        return sorted((m.path, float(m.last_updated_in_seconds)) for m in _match_metadata(pattern))
+    found = []
+    for path in sorted(_glob.glob(pattern)):
+        with contextlib.suppress(FileNotFoundError):  # removed between listing and stat
+            found.append((path, os.path.getmtime(path)))
+    return found
+
+
+def modified_time(path: str) -> float | None:
+    """The modification time of the file ``path`` (as ``glob_modified`` gives it), or None
+    when there is no such file."""
+    if is_remote(path):
+        found = dict(glob_modified(path))
+        return found.get(path)
+    try:
+        return os.path.getmtime(path)
+    except FileNotFoundError:
+        return None
 
 
 def files_under(folder: str) -> list[str]:

@@ -14,7 +14,6 @@ import collections
 import dataclasses
 import datetime as dt
 import logging
-import os
 import signal
 import threading
 import time
@@ -39,7 +38,7 @@ from news_ingest.pipeline.stream.sources import (
     work_key,
 )
 from news_ingest.pipeline.stream.state import SeenStore
-from news_ingest.transforms import sinks
+from news_ingest.transforms import files, sinks
 from news_ingest.transforms.feeds import (
     NOT_DUE,
     FeedState,
@@ -201,11 +200,12 @@ def run_stream(
     check_output(output)
     settings = cfg.stream
     ctx = graph.RunContext(run_id=run_id, started_at=started_at, pipeline_version=__version__)
-    state_path = os.path.join(state.state_dir(output), state.STATE_FILE)
+    state_path = files.join(state.state_dir(output), state.STATE_FILE)
     store = SeenStore(state_path, settings.seen_ttl)
     feed_store = state.feed_store(cfg)
     index = state.index_folder(cfg)
-    saved_at = os.path.getmtime(state_path) if os.path.exists(state_path) else 0.0
+    # On the output's own file system and clock (an object store's, for a bucket).
+    saved_at = state.saved_at(output)
     # Rows written after the last save (a round that crashed before saving) count as seen, and
     # their kept articles are indexed (again, if the graph indexed them already: harmless).
     recovered = state.remember_written(store, state.written_since(output, saved_at), started)
@@ -235,9 +235,12 @@ def run_stream(
                 # its start), and partitioned by that date.
                 round_ctx = dataclasses.replace(ctx, started_at=dt.datetime.fromtimestamp(now, UTC))
                 known = state.known_index(index, cfg, round_ctx.started_at)
+                before = state.all_table_files(output)
                 # The graph adds the round's kept articles to the index, pane by pane.
                 _run_round(items, cfg, round_ctx, output, known, index, watermark, beam_args or [])
-                state.remember_written(store, state.written_since(output, now), now)
+                # The round's files by listing, not by time: an object store's clock is not ours.
+                written = state.all_table_files(output) - before
+                state.remember_written(store, state.rows_of(written), now)
                 if index is not None:
                     not_before = round_ctx.started_at - dt.timedelta(seconds=cfg.dedup.ttl)
                     sinks.prune_index(index, not_before)
@@ -272,9 +275,9 @@ def run_stream(
             fetcher.close()
         if status == "failed":
             LOG.error("stream %s failed; state saved after the last complete round", run_id)
-    files = stream_manifest.finalize_tables(output, run_id, started_at)
+    tables = stream_manifest.finalize_tables(output, run_id, started_at)
     return stream_manifest.write_manifest(
-        cfg, output, run_id, started_at, started, files, stats, mode, stop.reason
+        cfg, output, run_id, started_at, started, tables, stats, mode, stop.reason
     )
 
 

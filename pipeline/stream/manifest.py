@@ -1,16 +1,20 @@
-"""A stream's end: every table gets a file, and the manifest is written (stream-only)."""
+"""A stream's end: every table gets a file, and the manifest is written (stream-only).
+
+The manifest (``OUT/_manifests/<run_id>.json``, then ``OUT/_manifest.json``) is written after
+every file it lists, as a batch run's: it is the stream's commit marker, locally and on an
+object store, and ``news-ingest load`` reads only the files a manifest lists."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 import time
 from typing import Any
 
 from news_ingest.pipeline import __version__, manifest
 from news_ingest.pipeline.config import Config
 from news_ingest.pipeline.stream.state import table_files
+from news_ingest.transforms import files as fs
 from news_ingest.transforms.schema import SCHEMA_VERSION, TABLES, UTC
 from news_ingest.transforms.sinks import write_parquet
 
@@ -23,13 +27,12 @@ def finalize_tables(output: str, run_id: str, started: dt.datetime) -> dict[str,
     for name, schema in TABLES.items():
         found = table_files(output, name, run_id)
         if not found:
-            path = os.path.join(
+            path = fs.join(
                 output,
                 name,
                 f"ingest_date={started.date().isoformat()}",
                 f"part-{run_id}-empty.parquet",
             )
-            os.makedirs(os.path.dirname(path), exist_ok=True)
             write_parquet(schema.empty_table(), name, path)
             found = [path]
         files[name] = found
@@ -53,10 +56,10 @@ def write_manifest(
     documents = sum(counts.values())
     windows = sorted(
         {
-            os.path.basename(p).split("-w", 1)[1][:16]
+            fs.basename(p).split("-w", 1)[1][:16]
             for v in files.values()
             for p in v
-            if "-w" in os.path.basename(p)
+            if "-w" in fs.basename(p)
         }
     )
     body: dict[str, Any] = {
@@ -88,7 +91,7 @@ def write_manifest(
         "stages": {},
         "dead_letter_reasons": manifest.dead_letter_reasons(files["dead_letters"]),
         "top_rules": manifest.top_rules(files["articles"]),
-        "files": {k: [os.path.relpath(p, output) for p in v] for k, v in files.items()},
+        "files": manifest.relative_files(output, files),
         "config": dataclasses.asdict(cfg),
     }
     manifest.write_manifest(output, body)

@@ -20,6 +20,7 @@ from typing import Any
 
 from news_ingest.pipeline.batch import UsageError
 from news_ingest.pipeline.config import Config, ConfigError, feed_sources, resolve
+from news_ingest.transforms import files
 from news_ingest.transforms.feeds import FeedSource, feed_source, load_feed_list, work_item_key
 from news_ingest.transforms.fetch import PageRequest
 from news_ingest.transforms.landing import LandingRule, is_ready, is_temp_name
@@ -162,7 +163,8 @@ def stream_source(cfg: Config) -> Source:
                 raise ConfigError(str(exc)) from exc
             continue
         path = resolve(spec)
-        if os.path.isfile(path) and kind_of(path) == FEED_LIST:
+        # a feeds list may be on an object store (read through Beam); folders to watch are local
+        if kind_of(path) == FEED_LIST and (os.path.isfile(path) or _remote_file(path)):
             try:
                 feeds.extend(load_feed_list(path))
             except ValueError as exc:
@@ -180,6 +182,13 @@ def stream_source(cfg: Config) -> Source:
     if not feeds and not watch:
         raise UsageError("stream needs feeds (--input URL or a feeds list) or folders to watch")
     return Source(feeds=sorted(set(feeds), key=lambda f: f.url), watch=watch)
+
+
+def _remote_file(path: str) -> bool:
+    try:
+        return files.is_remote(path) and files.exists(path)
+    except Exception:  # noqa: BLE001 - a scheme Beam has no file system for, or a refusal
+        return False
 
 
 def replay_source(cfg: Config, paths: Sequence[str], speed: float) -> Source:

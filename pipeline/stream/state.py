@@ -4,20 +4,21 @@ poll time in the one feed-state store of every driver (``feeds.state_dir``, else
 ``OUT/_stream/feeds/``; ``news_ingest.transforms.feeds.FeedStateStore``). Its kept articles go,
 with their MinHash signatures, to the one cross-run dedup index that batch runs read and write
 too (``transforms/sinks.py``; the streaming graph's pane writer adds them), so neither driver
-keeps again what the other kept, near duplicates included."""
+keeps again what the other kept, near duplicates included.
+
+Every path goes through ``news_ingest.transforms.files``: the output (and so ``_stream/``), the
+feed-state store and the index may be local folders or prefixes on an object store."""
 
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import json
-import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import pyarrow.parquet as pq
 from news_ingest.pipeline.config import Config
-from news_ingest.transforms import atomic, sinks
+from news_ingest.transforms import atomic, files, sinks
 from news_ingest.transforms.feeds import FeedStateStore
 from news_ingest.transforms.schema import TABLES
 from news_ingest.transforms.stream.dedup import KnownIndex, signed_entries
@@ -29,13 +30,13 @@ FEEDS_DIR = "feeds"
 
 
 def state_dir(output: str) -> str:
-    return os.path.join(output, STATE_DIR)
+    return files.join(output, STATE_DIR)
 
 
 def feed_state_dir(cfg: Config) -> str:
     """The feed-state store of a stream: ``feeds.state_dir`` (shared with batch runs and the
     unbounded graph), else ``OUT/_stream/feeds/``."""
-    return cfg.feeds.state_dir or os.path.join(state_dir(cfg.output.path), FEEDS_DIR)
+    return cfg.feeds.state_dir or files.join(state_dir(cfg.output.path), FEEDS_DIR)
 
 
 def feed_store(cfg: Config) -> FeedStateStore:
@@ -57,9 +58,8 @@ class SeenStore:
         self.path = path
         self.ttl_s = ttl_s
         self.seen: dict[str, float] = {}
-        if path and os.path.exists(path):
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
+        if path and files.exists(path):
+            data = json.loads(files.read_text(path))
             self.seen = {str(k): float(v) for k, v in data.get("seen", {}).items()}
 
     def __contains__(self, key: str) -> bool:
@@ -109,19 +109,51 @@ def index_kept(
     return sinks.write_index_file(entries, sinks.stream_index_path(index, run_id, label))
 
 
+def _table_pattern(output: str, name: str, run_id: str | None) -> str:
+    return files.join(
+        output, name, "ingest_date=*", f"part-{run_id}-*.parquet" if run_id else "*.parquet"
+    )
+
+
 def table_files(output: str, name: str, run_id: str | None = None) -> list[str]:
-    pattern = f"part-{run_id}-*.parquet" if run_id else "*.parquet"
-    return sorted(glob.glob(os.path.join(output, name, "ingest_date=*", pattern)))
+    """The Parquet files of table ``name`` under ``output`` (of one run when given: its
+    pane files and its empty file, never those of a run whose id merely starts with it)."""
+    found = files.glob(_table_pattern(output, name, run_id))
+    if run_id is None:
+        return found
+    own = re.compile(
+        rf"part-{re.escape(run_id)}-(w\d{{8}}T\d{{6}}Z(-late)?-[0-9a-f]+|empty)\.parquet"
+    )
+    return [path for path in found if own.fullmatch(files.basename(path))]
+
+
+def all_table_files(output: str) -> set[str]:
+    """Every Parquet file of the three tables under ``output``."""
+    return {path for name in TABLES for path in table_files(output, name)}
 
 
 def written_since(output: str, since: float) -> Iterator[dict[str, Any]]:
     """Rows (source_ref, canonical_url, content_hash, article_id) of the articles, duplicates
-    and dead letters written after ``since`` (epoch seconds)."""
+    and dead letters written at or after ``since``: a modification time read from the same
+    file system as the tables (``saved_at``; on an object store its own clock, in whole
+    seconds, so a file of the same second counts as written since)."""
     for name in TABLES:
-        for path in table_files(output, name):
-            if os.path.getmtime(path) < since:
+        for path, modified in files.glob_modified(_table_pattern(output, name, None)):
+            if modified < since:
                 continue
-            yield from pq.read_table(path).to_pylist()
+            yield from sinks.read_parquet(path).to_pylist()
+
+
+def saved_at(output: str) -> float:
+    """When the seen store was last saved (``state.json``'s modification time, on the file
+    system of the output), 0.0 when never."""
+    return files.modified_time(files.join(state_dir(output), STATE_FILE)) or 0.0
+
+
+def rows_of(paths: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The rows of the given table files (those a round wrote)."""
+    for path in sorted(paths):
+        yield from sinks.read_parquet(path).to_pylist()
 
 
 def remember_written(
@@ -137,13 +169,12 @@ def remember_written(
 
 
 def load_meta(output: str) -> dict[str, Any]:
-    path = os.path.join(state_dir(output), META_FILE)
-    if not os.path.exists(path):
+    path = files.join(state_dir(output), META_FILE)
+    if not files.exists(path):
         return {}
-    with open(path, encoding="utf-8") as fh:
-        data: dict[str, Any] = json.load(fh)
+    data: dict[str, Any] = json.loads(files.read_text(path))
     return data
 
 
 def save_meta(output: str, meta: dict[str, Any]) -> None:
-    atomic.write_json(os.path.join(state_dir(output), META_FILE), meta)
+    atomic.write_json(files.join(state_dir(output), META_FILE), meta)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -38,6 +37,7 @@ from apache_beam.transforms import trigger, userstate, window
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming
+from news_ingest.transforms import files
 from news_ingest.transforms.dedup import MinHasher, NearParams
 from news_ingest.transforms.schema import ROW_ID, TABLES, UTC, Article, stable_id, to_table
 from news_ingest.transforms.sinks import (
@@ -91,7 +91,7 @@ def pane_path(
     time's window is in the file name)."""
     digest = stable_id(*sorted(row_ids))[:16]
     kind = "-late" if late else ""
-    return os.path.join(
+    return files.join(
         output,
         name,
         f"ingest_date={ingest_date.isoformat()}",
@@ -112,7 +112,6 @@ def write_pane(
     key = ROW_ID[name]
     rows = sorted(rows, key=lambda r: (r[key], r.get("source_ref") or ""))
     path = pane_path(output, name, run_id, start, (r[key] for r in rows), late, ingest_date)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     write_parquet(to_table(rows, TABLES[name]), name, path)
     return name, path, len(rows)
 
@@ -239,7 +238,7 @@ class _PaneWriter(beam.DoFn):
         )
         if self.index is not None and rows:
             # the pane's file name without "part-<run_id>-" and ".parquet": window and digest
-            label = os.path.basename(written[1])[len(f"part-{self.run_id}-") : -len(".parquet")]
+            label = files.basename(written[1])[len(f"part-{self.run_id}-") : -len(".parquet")]
             entries = signed_entries(rows, self.index.params, self.run_id, self.hasher)
             write_index_file(entries, stream_index_path(self.index.folder, self.run_id, label))
             self.indexed.inc()
