@@ -62,10 +62,7 @@ def is_input_file(ref: str) -> bool:
     if ref.startswith(("http://", "https://")):
         return False
     if files.is_remote(ref):
-        try:
-            return files.exists(ref)
-        except Exception:  # noqa: BLE001 - a scheme without a file system, or a store's refusal
-            return False
+        return files.is_remote_file(ref)
     return os.path.isfile(ref)
 
 
@@ -104,13 +101,10 @@ def replay(
     Raises:
         batch.UsageError: the output or the run is unknown.
     """
-    missing = f"no manifest of run {run_id or '(current)'} in {output}"
     try:
-        if not files.exists(manifest.manifest_path(output, run_id)):
-            raise batch.UsageError(missing)
         original = manifest.read_manifest(output, run_id)
     except FileNotFoundError as exc:
-        raise batch.UsageError(missing) from exc
+        raise batch.UsageError(f"no manifest of run {run_id or '(current)'} in {output}") from exc
     run_id = original["run_id"]
     todo = plan(output, run_id, reasons)
     if not todo.inputs:

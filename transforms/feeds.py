@@ -148,10 +148,6 @@ def load_feed_list(path: str) -> list[FeedSource]:
         data = yaml.safe_load(files.read_text(path))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ValueError(f"feeds list {path}: {exc}") from exc
-    except Exception as exc:  # Beam's object-store errors (no object, no access) are its own
-        if not files.is_remote(path):
-            raise
-        raise ValueError(f"feeds list {path}: {exc}") from exc
     where = files.basename(path)
     if isinstance(data, dict):
         section = data.get("feeds")

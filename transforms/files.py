@@ -65,8 +65,21 @@ def open_read(path: str) -> IO[bytes]:
     """A binary reader of ``path``, local or remote, never decompressed on the way (the
     callers cap what they decompress themselves)."""
     if is_remote(path):
-        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        try:
+            return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        except OSError:
+            raise  # Beam's own FileNotFoundError for a missing object, among others
+        except Exception as exc:  # noqa: BLE001 - Beam wraps every back-end error in its own types
+            if _not_found(exc):
+                raise FileNotFoundError(f"no such object: {path}") from exc
+            raise OSError(f"cannot read {path}: {exc}") from exc
     return open(path, "rb")
+
+
+def _not_found(exc: Exception) -> bool:
+    """Whether a back-end error of Beam's says the object or prefix is not there."""
+    text = str(exc)
+    return "No files found" in text or "Not Found" in text
 
 
 def match_remote(spec: str) -> list[tuple[str, int]]:
@@ -90,7 +103,7 @@ def _match_metadata(pattern: str) -> list[FileMetadata]:
     try:
         results = FileSystems.match([pattern])
     except Exception as exc:  # noqa: BLE001 - Beam wraps every back-end error in its own types
-        if "No files found" in str(exc) or "Not Found" in str(exc):
+        if _not_found(exc):
             return []
         raise OSError(f"cannot list {pattern}: {exc}") from exc
     return [m for r in results for m in r.metadata_list]
@@ -140,6 +153,17 @@ def exists(path: str) -> bool:
     if is_remote(path):
         return bool(FileSystems.exists(path))
     return os.path.exists(path)
+
+
+def is_remote_file(path: str) -> bool:
+    """Whether ``path`` is an object on a store Beam reads that is there: False for a local
+    path, a scheme Beam has no file system for, or a store that refuses to say."""
+    if not is_remote(path) or not has_filesystem(path):
+        return False
+    try:
+        return exists(path)
+    except Exception:  # noqa: BLE001 - a store's refusal (no access, no bucket) is its own type
+        return False
 
 
 def glob(pattern: str) -> list[str]:

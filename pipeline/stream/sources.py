@@ -164,7 +164,7 @@ def stream_source(cfg: Config) -> Source:
             continue
         path = resolve(spec)
         # a feeds list may be on an object store (read through Beam); folders to watch are local
-        if kind_of(path) == FEED_LIST and (os.path.isfile(path) or _remote_file(path)):
+        if kind_of(path) == FEED_LIST and (os.path.isfile(path) or files.is_remote_file(path)):
             try:
                 feeds.extend(load_feed_list(path))
             except ValueError as exc:
@@ -182,13 +182,6 @@ def stream_source(cfg: Config) -> Source:
     if not feeds and not watch:
         raise UsageError("stream needs feeds (--input URL or a feeds list) or folders to watch")
     return Source(feeds=sorted(set(feeds), key=lambda f: f.url), watch=watch)
-
-
-def _remote_file(path: str) -> bool:
-    try:
-        return files.is_remote(path) and files.exists(path)
-    except Exception:  # noqa: BLE001 - a scheme Beam has no file system for, or a refusal
-        return False
 
 
 def replay_source(cfg: Config, paths: Sequence[str], speed: float) -> Source:
