@@ -141,17 +141,6 @@ def _bucket_of_members(members: tuple[bytes, ...]) -> Iterator[tuple[bytes, byte
         yield member, bucket
 
 
-def buckets_of(memberships: Iterable[Iterable[bytes]]) -> dict[bytes, list[bytes]]:
-    """Bucket id -> members of the distinct non-singleton memberships (what
-    ``CandidateBuckets`` computes, in one process: for tests and benchmarks)."""
-    distinct = {members for group in memberships for members in _membership(("", group))}
-    out: dict[bytes, list[bytes]] = {}
-    for members in distinct:
-        for member, bucket in _bucket_of_members(members):
-            out.setdefault(bucket, []).append(member)
-    return out
-
-
 class CandidateBuckets(beam.PTransform):
     """(member key, band keys) -> (member key, bucket id) for every LSH bucket that holds at
     least two members, each distinct membership once (copies that share many bands share one

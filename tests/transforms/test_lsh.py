@@ -58,8 +58,18 @@ def test_member_keys_are_8_bytes_and_distinct():
 
 def test_buckets_are_distinct_memberships_of_two_or_more():
     a, b, c = (lsh.member_key(x) for x in "abc")
-    buckets = lsh.buckets_of([[a, b], [b, a, a], [c], [a, b, c]])
-    assert sorted(map(sorted, buckets.values())) == sorted([sorted([a, b]), sorted([a, b, c])])
+    # bands 1 and 2 hold {a, b} (twice the same membership), band 3 {c}, band 4 {a, b, c}
+    bands = [(a, ["1", "2", "4"]), (b, ["1", "2", "4"]), (c, ["3", "4"])]
+    with TestPipeline() as p:
+        buckets = (
+            p
+            | beam.Create(bands)
+            | lsh.CandidateBuckets()
+            | beam.GroupByKey()
+            | beam.MapTuple(lambda member, ids: (member, len(list(ids))))
+        )
+        # a and b are in two distinct buckets ({a, b} once, {a, b, c}); c in one
+        assert_that(buckets, equal_to([(a, 2), (b, 2), (c, 1)]))
 
 
 def test_grouping_ids_finds_the_edges_of_grouping_nodes():
