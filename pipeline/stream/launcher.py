@@ -235,11 +235,12 @@ def run_stream(
                 # its start), and partitioned by that date.
                 round_ctx = dataclasses.replace(ctx, started_at=dt.datetime.fromtimestamp(now, UTC))
                 known = state.known_index(index, cfg, round_ctx.started_at)
-                before = state.all_table_files(output)
+                day = round_ctx.started_at.date()
+                before = state.round_files(output, run_id, day)
                 # The graph adds the round's kept articles to the index, pane by pane.
                 _run_round(items, cfg, round_ctx, output, known, index, watermark, beam_args or [])
                 # The round's files by listing, not by time: an object store's clock is not ours.
-                written = state.all_table_files(output) - before
+                written = state.round_files(output, run_id, day) - before
                 state.remember_written(store, state.rows_of(written), now)
                 if index is not None:
                     not_before = round_ctx.started_at - dt.timedelta(seconds=cfg.dedup.ttl)

@@ -109,16 +109,21 @@ def index_kept(
     return sinks.write_index_file(entries, sinks.stream_index_path(index, run_id, label))
 
 
-def _table_pattern(output: str, name: str, run_id: str | None) -> str:
+def _table_pattern(
+    output: str, name: str, run_id: str | None, partition: str = "ingest_date=*"
+) -> str:
     return files.join(
-        output, name, "ingest_date=*", f"part-{run_id}-*.parquet" if run_id else "*.parquet"
+        output, name, partition, f"part-{run_id}-*.parquet" if run_id else "*.parquet"
     )
 
 
-def table_files(output: str, name: str, run_id: str | None = None) -> list[str]:
+def table_files(
+    output: str, name: str, run_id: str | None = None, partition: str = "ingest_date=*"
+) -> list[str]:
     """The Parquet files of table ``name`` under ``output`` (of one run when given: its
-    pane files and its empty file, never those of a run whose id merely starts with it)."""
-    found = files.glob(_table_pattern(output, name, run_id))
+    pane files and its empty file, never those of a run whose id merely starts with it), in
+    the partitions that ``partition`` matches."""
+    found = files.glob(_table_pattern(output, name, run_id, partition))
     if run_id is None:
         return found
     own = re.compile(
@@ -127,9 +132,13 @@ def table_files(output: str, name: str, run_id: str | None = None) -> list[str]:
     return [path for path in found if own.fullmatch(files.basename(path))]
 
 
-def all_table_files(output: str) -> set[str]:
-    """Every Parquet file of the three tables under ``output``."""
-    return {path for name in TABLES for path in table_files(output, name)}
+def round_files(output: str, run_id: str, day: dt.date) -> set[str]:
+    """The Parquet files of the three tables that run ``run_id`` wrote in partition
+    ``ingest_date=day``: where one round's files are (a round's rows are partitioned by its
+    start date), listed without listing the rest of the output, so a round costs the same
+    on the thousandth day of a stream as on the first."""
+    partition = f"ingest_date={day.isoformat()}"
+    return {path for name in TABLES for path in table_files(output, name, run_id, partition)}
 
 
 def written_since(output: str, since: float) -> Iterator[dict[str, Any]]:
