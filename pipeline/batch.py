@@ -133,8 +133,8 @@ def interruptible(run_id: str, cleanup: Any = None) -> Iterator[list[int]]:
     try:
         yield got
     finally:
-        for sig, old in previous:
-            signal.signal(sig, old)
+        for signum, old in previous:
+            signal.signal(signum, old)
         if previous and not got:
             # After a signal the hooks stay: Beam's threads end (and complain) after the run.
             threading.excepthook = excepthook

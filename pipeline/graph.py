@@ -177,6 +177,7 @@ def _feed_documents(
         else:
             requests = (requests, work) | "AllPageRequests" >> beam.Flatten()
     if requests is None:
+        assert docs is not None, "called with feeds or discovery: one of them gives documents"
         return docs, dead
     pages, fetch_dead = requests | "FetchPages" >> FetchPages(policy)
     dead.append(fetch_dead)

@@ -33,8 +33,9 @@ class NewsIngestRunnerOptions(PipelineOptions):
 
 
 def _subclasses(cls: type) -> list[type]:
-    found = []
-    for sub in cls.__subclasses__():
+    found: list[type] = []
+    subclasses: list[type] = cls.__subclasses__()
+    for sub in subclasses:
         found += [sub, *_subclasses(sub)]
     return found
 
@@ -49,7 +50,7 @@ def beam_parser() -> argparse.ArgumentParser:
 
     parser = _BeamArgumentParser(allow_abbrev=False)
     for cls in {c: None for c in _subclasses(PipelineOptions)}:
-        cls._add_argparse_args(parser)
+        cls._add_argparse_args(parser)  # type: ignore[attr-defined]
     return parser
 
 

@@ -207,10 +207,10 @@ class _Outputs(dict):
 
     def __init__(self) -> None:
         super().__init__()
-        self.values: list[tuple[Any, Any]] = []
+        self.collected: list[tuple[Any, Any]] = []
 
     def __missing__(self, tag: Any) -> Receiver:
-        receiver = self[tag] = _TagReceiver(tag, self.values)
+        receiver = self[tag] = _TagReceiver(tag, self.collected)
         return receiver
 
 
@@ -273,8 +273,8 @@ class _Bundle:
                     invoker.invoke_teardown()
         finally:
             statesampler.set_current_tracker(None)
-        outputs.values.append((_METRICS, container.get_cumulative().counters))
-        return outputs.values
+        outputs.collected.append((_METRICS, container.get_cumulative().counters))
+        return outputs.collected
 
 
 class _TaggedParDo(DaskBagOp):
@@ -309,11 +309,11 @@ class _DaskGraph(PipelineVisitor):
     bag_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def visit_transform(self, node: Any) -> None:
-        op_class = TRANSLATIONS.get(node.transform.__class__, NoOp)
+        op_class: Any = TRANSLATIONS.get(node.transform.__class__, NoOp)
         if op_class is TRANSLATIONS[core.ParDo]:
             op_class = _TaggedParDo
         op = op_class(node, bag_kwargs=self.bag_kwargs)
-        inputs = []
+        inputs: list[Any] = []
         for value in node.inputs:
             if isinstance(value, pvalue.PBegin):
                 inputs.append(None)
@@ -324,7 +324,8 @@ class _DaskGraph(PipelineVisitor):
         for si in node.side_inputs:
             self.consumed.add(si.pvalue)
             iterator = DaskBagWindowedIterator(self.bags[si.pvalue], si._window_mapping_fn)
-            side_inputs.append(SideInputMap(type(si), si._view_options(), iterator))
+            view = SideInputMap(type(si), si._view_options(), iterator)  # type: ignore[arg-type]
+            side_inputs.append(view)
         if isinstance(op, Flatten):
             bag = op.apply(input_bag=inputs, side_inputs=side_inputs or None)
         else:

@@ -56,7 +56,7 @@ def build_stream(
     path, rows) written."""
     settings = cfg.stream
     fresh = items | "DropSeenWork" >> SeenFilter(work_key, ttl_s=settings.seen_ttl)
-    pages, files, entry_docs, polled_dead = fresh | "SplitWork" >> beam.Partition(_kind_of_work, 4)
+    pages, files, entry_docs, polled_dead = fresh | "SplitWork" >> beam.Partition(_kind_of_work, 4)  # type: ignore[arg-type]
     file_docs, read_dead = (
         files | "FilePaths" >> beam.Map(lambda f: f.path) | "Read" >> ReadSources(cfg.read)
     )

@@ -90,7 +90,7 @@ class StopFlag:
 
 
 def _install_signals(stop: StopFlag) -> list[tuple[int, Any]]:
-    previous = []
+    previous: list[tuple[int, Any]] = []
 
     def handler(signum: int, _frame: Any) -> None:
         stop.set(signal.Signals(signum).name)
