@@ -551,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     from news_ingest.transforms.children import tie_forks_to_parent
 
     tie_forks_to_parent()  # no child forked by a run outlives it, however it ends
+    from news_ingest.pipeline.memory import lean_allocators
+
+    lean_allocators()  # here and in every worker this run starts
     if rest:
         check_beam_flags(top, args.command, rest)
         from news_ingest.transforms.files import set_options
