@@ -19,11 +19,12 @@ import os
 import re
 import shutil
 import threading
+import types
 from typing import IO
 
 from apache_beam.io.filesystem import CompressionTypes, FileMetadata
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, S3Options
+from apache_beam.options.pipeline_options import PipelineOptions
 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
 _GLOB = re.compile(r"[*?\[]")
@@ -33,33 +34,27 @@ _GLOB = re.compile(r"[*?\[]")
 # One S3 client per process. Beam's S3 file system builds a new boto3 session and client for
 # every call (each open, match, exists, copy, delete): 0.1-0.3 s of loading botocore's service
 # model each time, which made a commit of a few dozen files and every poll of a stream's state
-# on a bucket wait seconds on client construction alone. Beam's client wrapper is kept (it
-# carries the state of one download), only the boto3 client under it is shared: boto3 clients
-# are thread-safe, sessions are not, so it is built once per process and S3 settings.
+# on a bucket wait seconds on client construction alone. Beam's client wrapper is kept whole (it
+# carries the state of one download); only the boto3 client it asks its session for is shared,
+# keyed by the exact arguments Beam builds it with: boto3 clients are thread-safe.
 
-_S3_SETTINGS = (
-    "s3_access_key_id",
-    "s3_secret_access_key",
-    "s3_session_token",
-    "s3_endpoint_url",
-    "s3_region_name",
-    "s3_api_version",
-    "s3_verify",
-    "s3_disable_ssl",
-)
 _S3_CLIENTS: dict[tuple[object, ...], object] = {}
 _S3_LOCK = threading.Lock()
 
 
-def _s3_settings(options: object) -> tuple[object, ...]:
-    """The settings Beam's boto3 wrapper builds its client from, as a key (with the process
-    id: a forked worker builds its own)."""
-    if isinstance(options, PipelineOptions):
-        view = options.view_as(S3Options)
-        values = tuple(getattr(view, name, None) for name in _S3_SETTINGS)
-    else:
-        values = tuple(options.get(name) for name in _S3_SETTINGS)  # type: ignore[attr-defined]
-    return (os.getpid(), *values)
+class _OneClientPerSettings:
+    """What Beam's S3 wrapper takes for boto3's session (it calls ``Session().client(...)``
+    once per file-system call): the client of a process and settings is built once."""
+
+    def client(self, **settings: object) -> object:
+        import boto3
+
+        key = (os.getpid(), *sorted(settings.items()))  # a forked worker builds its own
+        with _S3_LOCK:
+            client = _S3_CLIENTS.get(key)
+            if client is None:
+                client = _S3_CLIENTS[key] = boto3.session.Session().client(**settings)
+        return client
 
 
 def _share_s3_clients() -> None:
@@ -68,27 +63,9 @@ def _share_s3_clients() -> None:
         from apache_beam.io.aws.clients.s3 import boto3_client
     except ImportError:  # no boto3: Beam has no S3 file system to speed up
         return
-    beam_client = boto3_client.Client
-    if getattr(beam_client, "shares_boto3_client", False):
-        return
-
-    class SharedClient(beam_client):  # type: ignore[misc, valid-type]
-        shares_boto3_client = True
-
-        def __init__(self, options: object):
-            key = _s3_settings(options)
-            with _S3_LOCK:
-                shared = _S3_CLIENTS.get(key)
-                if shared is None:
-                    super().__init__(options)
-                    _S3_CLIENTS[key] = self.client  # type: ignore[has-type]
-                    return
-            self.client = shared
-            self._download_request = None
-            self._download_stream = None
-            self._download_pos = 0
-
-    boto3_client.Client = SharedClient  # type: ignore[misc]
+    if boto3_client.boto3 is not None:
+        sessions = types.SimpleNamespace(Session=_OneClientPerSettings)
+        boto3_client.boto3 = types.SimpleNamespace(session=sessions)
 
 
 _share_s3_clients()
