@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 
 ARENA_MAX = 2
@@ -31,10 +30,9 @@ def lean_allocators() -> None:
     in every process started after this call (unless the environment says otherwise)."""
     os.environ.setdefault("MALLOC_ARENA_MAX", str(ARENA_MAX))
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        with contextlib.suppress(OSError, AttributeError):  # not glibc: no such knob
-            ctypes.CDLL(libc_name).mallopt(_M_ARENA_MAX, int(os.environ["MALLOC_ARENA_MAX"]))
+    # The process's own symbols (libc among them): no library search (a subprocess) at start.
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: no such knob
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, int(os.environ["MALLOC_ARENA_MAX"]))
     import pyarrow as pa
 
     if os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "system":
