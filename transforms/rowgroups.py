@@ -80,12 +80,16 @@ class RowGroupWriter:
         self.rows = 0  # rows added so far (the position of the next row in the file)
         self._buffer: list[dict[str, Any]] = []
         self._buffered_bytes = 0
+        self._tables: list[pa.Table] = []  # added tables not yet written
+        self._table_rows = 0
+        self._table_bytes = 0
         self._seen: set[str] | None = set() if name in UNIQUE_ROW_ID else None
         self._writer: pq.ParquetWriter | None = None
 
     def add(self, row: dict[str, Any]) -> int:
         """Add one row; returns its position in the file."""
         position = self.rows
+        self._flush_tables()
         self._buffer.append(row)
         self._buffered_bytes += _string_bytes(row)
         self.rows += 1
@@ -98,16 +102,32 @@ class RowGroupWriter:
             self.add(row)
 
     def add_table(self, table: pa.Table) -> None:
-        """Write a table of ``schema`` as row groups of its own (after the buffered rows)."""
-        self.flush()
+        """Add a table of ``schema`` (after the buffered rows); small tables are gathered into
+        row groups of ``rows_per_group`` rows or ``bytes_per_group`` bytes, as rows are."""
+        if self._buffer:
+            self._flush_rows()
+        self._tables.append(table)
+        self._table_rows += table.num_rows
+        self._table_bytes += table.nbytes
         self.rows += table.num_rows
-        self._write(table)
+        if self._table_rows >= self.rows_per_group or self._table_bytes >= self.bytes_per_group:
+            self._flush_tables()
 
     def flush(self) -> None:
-        """Write the buffered rows as one row group."""
+        """Write what is buffered (rows or tables) as a row group."""
+        self._flush_tables()
+        self._flush_rows()
+
+    def _flush_rows(self) -> None:
         if self._buffer:
             table = to_table(self._buffer, self.schema)
             self._buffer, self._buffered_bytes = [], 0
+            self._write(table)
+
+    def _flush_tables(self) -> None:
+        if self._tables:
+            table = pa.concat_tables(self._tables) if len(self._tables) > 1 else self._tables[0]
+            self._tables, self._table_rows, self._table_bytes = [], 0, 0
             self._write(table)
 
     def _write(self, table: pa.Table) -> None:
@@ -138,7 +158,7 @@ class RowGroupWriter:
             with contextlib.suppress(Exception):
                 self._writer.close()
             self._writer = None
-        self._buffer = []
+        self._buffer, self._tables = [], []
 
 
 def check_footer(path: str, schema: pa.Schema, name: str, rows: int) -> None:

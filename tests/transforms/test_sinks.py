@@ -81,6 +81,32 @@ def test_a_shard_is_written_row_group_by_row_group_as_rows_come(tmp_path):
     assert not (tmp_path / "dup.parquet").exists()
 
 
+def test_small_tables_are_gathered_into_full_row_groups(tmp_path):
+    """The table writers add the few rows they take from each small staged row group as a
+    table: the output's row groups are still ``rows_per_group`` rows, not one per piece."""
+    from news_ingest.transforms import rowgroups
+
+    path = str(tmp_path / "part.parquet")
+    with rowgroups.table_file(path, "articles", rows_per_group=10) as writer:
+        for start in range(0, 23, 3):  # pieces of 3 rows (the last of 2)
+            piece = [_row(i) for i in range(start, min(start + 3, 23))]
+            writer.add_table(schema.to_table(piece, schema.ARTICLES_SCHEMA))
+        writer.add(_row(23))  # a row after tables: written after them, in order
+    meta = pq.ParquetFile(path).metadata
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [12, 11, 1]
+    ids = pq.read_table(path).column("article_id").to_pylist()
+    assert ids == [f"id{i:03d}" for i in range(24)]
+    # ids stay unique across gathered pieces
+    dup_path = str(tmp_path / "dup.parquet")
+    with (
+        pytest.raises(sinks.OutputValidationError, match="not unique"),
+        rowgroups.table_file(dup_path, "articles", 10) as writer,
+    ):
+        writer.add_table(schema.to_table([_row(1), _row(2)], schema.ARTICLES_SCHEMA))
+        writer.add_table(schema.to_table([_row(1)], schema.ARTICLES_SCHEMA))
+    assert not (tmp_path / "dup.parquet").exists()
+
+
 def test_validation_rejects_duplicate_ids_and_missing_required_values(tmp_path):
     with pytest.raises(sinks.OutputValidationError, match="not unique"):
         sinks.write_shard("articles", [_row(1), _row(1)], str(tmp_path), "r", 0)

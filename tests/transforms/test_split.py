@@ -101,3 +101,33 @@ def test_staged_rows_reads_only_the_row_groups_it_needs(tmp_path, monkeypatch):
     assert read == [2]
     assert rows.column("article_id").to_pylist() == [arts[5].article_id]
     assert picked == wanted[5]
+
+
+def test_staged_row_groups_are_small_by_default(tmp_path):
+    """A worker holds one staged row group until it is written: by default at most
+    ``STAGED_ROWS_PER_GROUP`` rows, and a group closes early at ``STAGED_BYTES_PER_GROUP``
+    bytes of strings."""
+    base = corpus()[0]
+    short = [dataclasses.replace(base, article_id=f"a{i:04d}") for i in range(450)]
+    long_text = "word " * 300_000  # 1.5 MB of text per row
+    long = [dataclasses.replace(base, article_id=f"b{i:04d}", text=long_text) for i in range(6)]
+    for name, arts in (("short", short), ("long", long)):
+        # One bundle through the stage's DoFn (Beam's coders make 1.5 MB rows slow to Create).
+        dofn = staging.StageArticles(str(tmp_path / name), NearParams(near=False))
+        stage = staging._StageArticles(dofn.directory, dofn.params, None, dofn.rows_per_group)
+        stage.setup()
+        stage.start_bundle()
+        for article in arts:
+            list(stage.process(article))
+        stage.finish_bundle()
+        files = [pq.ParquetFile(f) for f in (tmp_path / name).glob("*.parquet")]
+        assert sum(f.metadata.num_rows for f in files) == len(arts)
+        sizes = [
+            f.metadata.row_group(g).num_rows
+            for f in files
+            for g in range(f.metadata.num_row_groups)
+        ]
+        if name == "short":
+            assert max(sizes) == staging.STAGED_ROWS_PER_GROUP
+        else:  # 3 rows are 4.5 MB of strings: the group closes at the third
+            assert max(sizes) == 3
