@@ -28,6 +28,9 @@ DEFAULT_MIN_LANGUAGE_CONFIDENCE = 0.5
 DEFAULT_OVERRIDE_LANGUAGE_CONFIDENCE = 0.95
 # Fewer words than this give no trustworthy language (a byline, a caption).
 MIN_LANGUAGE_WORDS = 3
+# The language is guessed from the text's first characters: the model's cost is linear in the
+# text (0.5 s for a 10 MB text) and 100,000 characters are ~15,000 words, far past certainty.
+LANGUAGE_SAMPLE_CHARS = 100_000
 # py3langid also knows varieties without an ISO 639-1 code; these belong to a macrolanguage
 # that has one. Any other three-letter label (e.g. "zxx", no linguistic content) yields None.
 _MACROLANGUAGE = {"arz": "ar", "ary": "ar", "yue": "zh", "wuu": "zh", "uzs": "uz", "gug": "gn"}
@@ -84,7 +87,7 @@ def identify_language(
     """ISO 639-1 code of ``text``, or None when the text is too short or the model unsure."""
     if word_count(text) < MIN_LANGUAGE_WORDS:
         return None
-    label, probability = identifier.classify(text)
+    label, probability = identifier.classify(text[:LANGUAGE_SAMPLE_CHARS])
     if probability < min_confidence:
         return None
     label = _MACROLANGUAGE.get(label, label)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import apache_beam as beam
 import pytest
@@ -40,6 +41,17 @@ def article_of(text: str, **fields) -> Article:
 )
 def test_language_is_iso_639_1(identifier, text, code):
     assert identify_language(text, identifier) == code
+
+
+def test_language_is_guessed_from_the_first_characters_of_a_long_text(identifier):
+    from news_ingest.transforms.normalize import LANGUAGE_SAMPLE_CHARS
+
+    # Natural English (a sentence repeated thousands of times confuses the model itself).
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    english = (readme * (LANGUAGE_SAMPLE_CHARS // len(readme) + 1))[:LANGUAGE_SAMPLE_CHARS]
+    german = "Der NATO-Generalsekretär hat am Montag die Entsendung von Truppen bestätigt. "
+    assert identify_language(english + german * 20_000, identifier) == "en"
+    assert identify_language(german + english, identifier) == "en"
 
 
 def test_language_is_null_without_evidence(identifier):

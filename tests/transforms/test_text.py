@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from news_ingest.pipeline import config
 from news_ingest.pipeline.graph import extract_options, rule_packs
 from news_ingest.transforms.clean import (
@@ -115,6 +117,25 @@ def test_a_word_with_vowel_signs_is_one_token(word):
 )
 def test_word_count_counts_characters_only_where_there_are_no_spaces(text, count):
     assert word_count(text) == count
+
+
+# Characters where the two ways of counting could disagree: spaces str.split knows and
+# regex's \s may not, marks, punctuation, dashes, letters with and without accents.
+_TRICKY = list("ab1 -—.!'é\u0301\u00a0\u2028\u3000\x1c\x1f\t\n\u200b\u00ad\u0640")
+
+
+@given(st.text(alphabet=st.sampled_from(_TRICKY), max_size=40))
+@settings(max_examples=400, deadline=None)
+def test_the_fast_word_count_is_the_pattern_count(text):
+    """Texts without a spaceless script are counted by splitting: the same figure as the one
+    pattern that counts every script."""
+    from news_ingest.transforms import text as text_module
+
+    assert word_count(text) == len(text_module._COUNTED.findall(text))
+
+
+def test_a_spaceless_character_anywhere_takes_the_pattern():
+    assert word_count("nothing but words " * 1000 + "中文") == 3000 + 2
 
 
 def test_shingles_are_token_tuples_in_order():
