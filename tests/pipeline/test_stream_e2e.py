@@ -287,7 +287,7 @@ def test_stream_ingests_each_new_feed_entry_exactly_once_and_restarts_cleanly(tm
         # A restart continues: what was written is not written again; a new entry is.
         site.publish(6)
         args = ["--config", str(cfg), "--output", str(out), "--run-id", "live-2"]
-        done = run_main("stream", *args, "--duration", "1s")  # one round, then the deadline
+        done = run_main("stream", *args, "--duration", "5s")  # polls until the feed is due again
         assert done.returncode == 0, done.stderr
         assert json.loads((out / "_manifest.json").read_text())["stopped_by"] == "duration"
         urls = read_table(out, "articles").column("url").to_pylist()

@@ -93,7 +93,7 @@ def test_a_file_written_in_two_parts_gives_one_article_with_the_whole_text(tmp_p
     first, second = "".join(lines[:3]), "".join(lines[3:])
     golden = json.loads((ROOT / "tests" / "golden" / "003_cacfdc32ae52a058.json").read_text())
     cfg = tmp_path / "watch.yaml"
-    cfg.write_text("stream:\n  poll_every: 0.3s\n  settle_s: 8\n")
+    cfg.write_text("stream:\n  poll_every: 0.3s\n  settle_s: 4\n")
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
@@ -110,7 +110,7 @@ def test_a_file_written_in_two_parts_gives_one_article_with_the_whole_text(tmp_p
             fh.write(first)
             fh.flush()
             # The stream polls many times meanwhile: without the rule it ingests the first part.
-            _wait(written, proc, limit=5)
+            _wait(written, proc, limit=3)  # less than settle_s
             fh.write(second)
         _wait(written, proc)
         proc.send_signal(signal.SIGTERM)
