@@ -16,8 +16,8 @@ partitions of every ``GroupByKey`` (Beam's kept its input's count, which the gra
 add up: 13,014 dask tasks for 5 documents), and replaces the two broken parts: bags are keyed
 by PCollection (each output of a ``ParDo`` filtered by its tag), every PCollection that nothing
 consumes is computed (as a count, so no data travels to the launcher), bundles keep what
-``finish_bundle`` emits, and counters are collected per bundle and merged on the launcher. State and timers remain unsupported, as in
-Beam's runner; the batch graph does not use them.
+``finish_bundle`` emits, and counters are collected per bundle and merged on the launcher.
+State and timers remain unsupported, as in Beam's runner; the batch graph does not use them.
 """
 
 from __future__ import annotations
@@ -300,6 +300,7 @@ def _grouped(item: tuple[Any, Iterable[Any]]) -> tuple[Any, list[Any]]:
     return key, [defenestrate(value) for _, value in values]
 
 
+@dataclasses.dataclass
 class _GroupByKey(DaskBagOp):
     """Beam's GroupByKey as a dask groupby into at most ``partitions`` partitions.
 
@@ -310,7 +311,7 @@ class _GroupByKey(DaskBagOp):
     partitions (twice the cluster's worker threads).
     """
 
-    partitions = 1
+    partitions: int = 1
 
     def apply(self, input_bag: Any, side_inputs: Any = None) -> Any:
         if input_bag.npartitions > self.partitions:
@@ -344,11 +345,10 @@ class _DaskGraph(PipelineVisitor):
         op_class: Any = TRANSLATIONS.get(node.transform.__class__, NoOp)
         if op_class is TRANSLATIONS[core.ParDo]:
             op_class = _TaggedParDo
-        elif op_class is TRANSLATIONS[_GroupByKeyOnly]:
-            op_class = _GroupByKey
-        op = op_class(node, bag_kwargs=self.bag_kwargs)
-        if isinstance(op, _GroupByKey):
-            op.partitions = self.shuffle_partitions
+        if op_class is TRANSLATIONS[_GroupByKeyOnly]:
+            op = _GroupByKey(node, bag_kwargs=self.bag_kwargs, partitions=self.shuffle_partitions)
+        else:
+            op = op_class(node, bag_kwargs=self.bag_kwargs)
         inputs: list[Any] = []
         for value in node.inputs:
             if isinstance(value, pvalue.PBegin):

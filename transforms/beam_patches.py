@@ -3,8 +3,9 @@
 
 **Spec lookups.** The state and timer specs of a DoFn are looked up once per DoFn kind instead
 of six to ten times per ParDo. Beam's ``userstate.get_dofn_specs`` walks every method of a DoFn
-and inspects its signature; it runs when a ParDo is applied, when the graph is translated and again in every bundle processor
-a worker builds (a seeds run of our graph called it 960 times: 1.4 of its 6.3 s). The answer
+and inspects its signature; it runs when a ParDo is applied, when the graph is translated and
+again in every bundle processor a worker builds (a seeds run of our graph called it 960 times:
+1.4 of its 6.3 s). The answer
 depends only on the DoFn's class and, for a wrapped callable (``beam.Map``, ``FlatMap``...), on
 that callable's signature, so it is cached under those: the class, and the callable (held
 weakly, so the callables of finished pipelines, e.g. a stream's earlier rounds, are not kept).
