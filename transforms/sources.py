@@ -159,8 +159,12 @@ def read_capped(path: str, max_bytes: int) -> bytes:
     if size is not None and size > max_bytes:
         raise ValueError(f"file size {size} exceeds {max_bytes} bytes")
     with open_read(path) as fh:
-        # Read at most one byte past the cap: a device or a link to one reports size 0.
-        data = fh.read(max_bytes + 1)
+        # Read at most one byte past the cap: a device or a link to one reports size 0. A
+        # regular file's own size bounds the read (read(n) reserves n bytes up front).
+        data = fh.read((size or max_bytes) + 1)
+        if size and len(data) > size:
+            # The file grew since it was sized: read on to the cap.
+            data += fh.read(max_bytes + 1 - len(data))
     if len(data) > max_bytes:
         raise ValueError(f"file size exceeds {max_bytes} bytes")
     return data

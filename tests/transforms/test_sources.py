@@ -211,6 +211,24 @@ def test_read_capped_gunzips_and_caps(tmp_path):
         read_capped(str(path), 999)
 
 
+def test_read_capped_reads_a_plain_file_whole_and_caps_a_device(tmp_path):
+    path = tmp_path / "a.html"
+    path.write_bytes(b"b" * 1000)
+    assert read_capped(str(path), 1000) == b"b" * 1000
+    # A device reports size 0: the cap alone bounds the read.
+    with pytest.raises(ValueError, match="exceeds 64 bytes"):
+        read_capped("/dev/zero", 64)
+
+
+def test_read_capped_reads_on_when_the_file_grew_after_it_was_sized(tmp_path, monkeypatch):
+    path = tmp_path / "a.html"
+    path.write_bytes(b"c" * 1000)
+    monkeypatch.setattr(os.path, "getsize", lambda _: 10)
+    assert read_capped(str(path), 5000) == b"c" * 1000
+    with pytest.raises(ValueError, match="exceeds"):
+        read_capped(str(path), 999)
+
+
 def test_truncated_gzip_becomes_a_dead_letter(tmp_path):
     path = tmp_path / "t.html.gz"
     path.write_bytes(gzip.compress(b"<p>hello</p>" * 100)[:-12])
