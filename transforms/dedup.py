@@ -43,6 +43,7 @@ from news_ingest.transforms.schema import (
     Duplicate,
     StagedRef,
     Verdict,
+    compact_pickle,
 )
 from news_ingest.transforms.text import words
 
@@ -254,11 +255,15 @@ NEW = "a"
 PRIOR = "i"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Node:
     """What dedup needs to know about an article of this run or an index entry of an earlier
     run. ``signature`` is None until computed (one per distinct content hash) or when an index
-    entry was written with other MinHash parameters."""
+    entry was written with other MinHash parameters.
+
+    Nodes are what the dedup groupings hold (decoded, in memory, on Beam's local runner), so
+    they are slotted and pickle compactly (``__reduce__``: field values only, without the
+    parts of the node id and keeper rank that repeat the article id and source)."""
 
     node_id: str
     article_id: str
@@ -279,11 +284,67 @@ class Node:
         # Earlier runs' articles win: they are published already and must not be shadowed.
         return (0 if self.prior else 1, *self.rank)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        ids = (self.article_id, self.source_ref)
+        node_id = None if self.node_id == _new_node_id(*ids) else self.node_id
+        tail = len(self.rank) >= 2 and self.rank[-2:] == ids
+        staged = None if self.staged is None else (self.staged.path, self.staged.row)
+        return (
+            _unreduce_node,
+            (
+                node_id,
+                self.article_id,
+                self.prior,
+                self.rank[:-2] if tail else self.rank,
+                tail,
+                self.canonical_url,
+                self.content_hash,
+                self.signature,
+                self.shingle_count,
+                self.source_ref,
+                self.published_at,
+                staged,
+            ),
+        )
+
+
+def _new_node_id(article_id: str, source_ref: str) -> str:
+    return f"{NEW}:{article_id}:{source_ref}"
+
+
+def _unreduce_node(
+    node_id: str | None,
+    article_id: str,
+    prior: bool,
+    rank: tuple[Any, ...],
+    tail: bool,
+    canonical_url: str | None,
+    content_hash: str | None,
+    signature: bytes | None,
+    shingle_count: int,
+    source_ref: str,
+    published_at: dt.datetime | None,
+    staged: tuple[str, int] | None,
+) -> Node:
+    return Node(
+        node_id if node_id is not None else _new_node_id(article_id, source_ref),
+        article_id,
+        prior,
+        (*rank, article_id, source_ref) if tail else rank,
+        canonical_url,
+        content_hash,
+        signature,
+        shingle_count,
+        source_ref,
+        published_at,
+        None if staged is None else StagedRef(*staged),
+    )
+
 
 def node_of(article: Article) -> Node:
     """The node of a new article (without its signature)."""
     return Node(
-        node_id=f"{NEW}:{article.article_id}:{article.source_ref}",
+        node_id=_new_node_id(article.article_id, article.source_ref),
         article_id=article.article_id,
         prior=False,
         rank=keeper_key(article),
@@ -392,7 +453,8 @@ class Resolution:
     duplicates: list[Duplicate]
 
 
-@dataclasses.dataclass(frozen=True)
+@compact_pickle
+@dataclasses.dataclass(frozen=True, slots=True)
 class Decision:
     """What dedup decided for one new article's node: kept (``duplicate_of`` None) or a copy of
     ``duplicate_of``. Decisions carry ids only; they are joined back to the articles once."""

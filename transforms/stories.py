@@ -30,7 +30,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from news_ingest.transforms import lsh
 from news_ingest.transforms.lsh import SIGNATURE_DTYPE, UnionFind, check_banding
-from news_ingest.transforms.schema import UTC, Article, Verdict, stable_id
+from news_ingest.transforms.schema import UTC, Article, Verdict, compact_pickle, stable_id
 from news_ingest.transforms.text import lead as text_lead
 
 STAGE = "stories"
@@ -115,7 +115,8 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / union if union else 0.0
 
 
-@dataclasses.dataclass(frozen=True)
+@compact_pickle
+@dataclasses.dataclass(frozen=True, slots=True)
 class StoryTerms:
     """An article's story terms, taken where its text is (no signature yet: only kept articles
     are signed)."""
@@ -139,7 +140,8 @@ def terms_of(article: Article, lead_words: int = 200) -> StoryTerms:
     )
 
 
-@dataclasses.dataclass(frozen=True)
+@compact_pickle
+@dataclasses.dataclass(frozen=True, slots=True)
 class StoryNode:
     """What story grouping needs to know about a kept article."""
 
