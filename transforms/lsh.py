@@ -2,10 +2,15 @@
 order-independent union-find, and the spanning-set search inside one LSH bucket. Each stage
 brings its own signature (word shingles, story terms) and its own pair verification.
 
-``CandidateBuckets`` is the one Beam wrapper: the band grouping, over ids only. A sketch is
-joined to the buckets it is in afterwards, once per distinct membership, instead of being
-copied into every band (on Beam's local runner a grouping holds its decoded values in memory:
-32 copies of a signed node per document were most of a run's peak memory)."""
+``CandidateBuckets`` is the one Beam wrapper: the band grouping, over ids only. The buckets
+(band memberships of two or more) are then merged by their head, their smallest member key, and
+a sketch is joined to the groups of the heads of its buckets, usually one, instead of being
+copied into every band or every distinct membership (on Beam's local runner a grouping holds its
+decoded values in memory: 32 copies of a signed node per document were most of a run's peak
+memory; with many near copies of one page, e.g. a wire story syndicated a hundred times, nearly
+every band holds a slightly different membership, so distinct memberships came close to that
+again). A head's group is the union of its buckets, so the verification inside it compares every
+pair that shares a bucket, and some that do not: it can only find more verified pairs."""
 
 from __future__ import annotations
 
@@ -129,32 +134,30 @@ def _band_members(keyed: tuple[bytes, list[str]]) -> Iterator[tuple[str, bytes]]
         yield key, member
 
 
-def _membership(keyed: tuple[str, Iterable[bytes]]) -> Iterator[tuple[bytes, ...]]:
-    members = tuple(sorted(set(keyed[1])))
+def _heads(keyed: tuple[str, Iterable[bytes]]) -> Iterator[tuple[bytes, bytes]]:
+    """(member, head) for each member of a band's bucket of two or more."""
+    members = set(keyed[1])
     if len(members) >= 2:
-        yield members
-
-
-def _bucket_of_members(members: tuple[bytes, ...]) -> Iterator[tuple[bytes, bytes]]:
-    bucket = hashlib.blake2b(b"".join(members), digest_size=8).digest()
-    for member in members:
-        yield member, bucket
+        head = min(members)
+        for member in members:
+            yield member, head
 
 
 class CandidateBuckets(beam.PTransform):
-    """(member key, band keys) -> (member key, bucket id) for every LSH bucket that holds at
-    least two members, each distinct membership once (copies that share many bands share one
-    bucket). Only the 8-byte member keys cross the band grouping; the caller joins its sketches
-    to the bucket ids by member key and verifies each bucket as before."""
+    """(member key, band keys) -> (member key, group id) for every LSH bucket that holds at
+    least two members: the group of a bucket is its head, its smallest member key, and each
+    (member, head) pair comes once (copies that share many bands share one group, even when
+    each band holds a slightly different set of them). Only the 8-byte member keys cross the
+    band grouping; the caller joins its sketches to the group ids by member key and verifies
+    each group as it did a bucket."""
 
     def expand(self, keyed_bands):  # type: ignore[no-untyped-def]
         return (
             keyed_bands
             | "BandMembers" >> beam.FlatMap(_band_members)
             | "GroupByBand" >> beam.GroupByKey()
-            | "Memberships" >> beam.FlatMap(_membership)
-            | "DistinctMemberships" >> beam.Distinct()
-            | "BucketIds" >> beam.FlatMap(_bucket_of_members)
+            | "Heads" >> beam.FlatMap(_heads)
+            | "DistinctGroups" >> beam.Distinct()
         )
 
 
@@ -166,8 +169,9 @@ def _bucket_sketches(keyed: tuple[bytes, dict[str, list[Any]]]) -> Iterator[tupl
 
 
 class GroupCandidates(beam.PTransform):
-    """Sketches keyed by member key -> (bucket id, the sketches of its members), grouped:
-    ``CandidateBuckets`` of ``keys_of(sketch)``, then each sketch joined to its buckets.
+    """Sketches keyed by member key -> (group id, the sketches of its members), grouped:
+    ``CandidateBuckets`` of ``keys_of(sketch)``, then each sketch joined to its groups (the
+    union of the LSH buckets with one head; verify each as a bucket).
 
     Args:
         keys_of: a sketch's band keys (empty: in no bucket).
