@@ -159,3 +159,27 @@ def test_many_near_copies_travel_a_few_times_each_not_once_per_distinct_bucket()
             assert _clusters(got) == {frozenset(n.node_id for n in nodes)}
 
         assert_that(edges, one_cluster, label="one cluster")
+
+
+def test_a_node_without_band_keys_is_in_no_bucket():
+    nodes = _nodes(_texts(6))
+    with TestPipeline() as p:
+        buckets = (
+            p
+            | beam.Create(nodes)
+            | "Key" >> beam.Map(lambda n: (lsh.member_key(n.node_id), n))
+            | lsh.GroupCandidates(
+                lambda n: [] if n.node_id == "a:0000" else band_keys(n.signature, PARAMS)
+            )
+            | beam.FlatMap(lambda kv: [n.node_id for n in kv[1]])
+            | beam.Distinct()
+        )
+        assert_that(buckets, _has_members_but_not("a:0000"))
+
+
+def _has_members_but_not(node_id: str):  # type: ignore[no-untyped-def]
+    def check(got: list[str]) -> None:
+        assert node_id not in got
+        assert len(got) >= 2, got
+
+    return check
