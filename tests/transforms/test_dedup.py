@@ -5,18 +5,21 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import pickle
 import random
 import textwrap
 from pathlib import Path
 
 import apache_beam as beam
 import pytest
+from apache_beam.coders.coders import FastPrimitivesCoder
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from news_ingest.transforms import sinks
 from news_ingest.transforms.dedup import (
+    Decision,
     Deduplicate,
     IndexEntry,
     MinHasher,
@@ -38,9 +41,10 @@ from news_ingest.transforms.dedup import (
     resolve_cluster,
     shingles,
     star_edges,
+    verdict_of,
 )
 from news_ingest.transforms.normalize import normalize_article
-from news_ingest.transforms.schema import UTC, Article
+from news_ingest.transforms.schema import UTC, Article, StagedRef
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 PARAMS = NearParams()
@@ -512,17 +516,12 @@ def test_deduplicate_counters() -> None:
 
 def _grouping_round_trip(value):
     """A value through the coder Beam gives grouping values (FastPrimitivesCoder: pickles)."""
-    from apache_beam.coders.coders import FastPrimitivesCoder
-
     coder = FastPrimitivesCoder()
     encoded = coder.encode(value)
     return coder.decode(encoded), len(encoded)
 
 
 def _staged_node(**changes):
-    from news_ingest.transforms.dedup import node_of
-    from news_ingest.transforms.schema import StagedRef
-
     node = node_of(
         article(
             "One text of a page. " * 30,
@@ -548,8 +547,6 @@ def _staged_node(**changes):
     ],
 )
 def test_a_node_survives_a_grouping_whole_and_travels_without_field_names(changes):
-    import pickle
-
     node = _staged_node(**changes)
     back, size = _grouping_round_trip(node)
     # Every field, the ones dedup does not compare on too.
@@ -562,10 +559,6 @@ def test_a_node_survives_a_grouping_whole_and_travels_without_field_names(change
 
 
 def test_decisions_and_verdicts_pickle_as_field_values():
-    import pickle
-
-    from news_ingest.transforms.dedup import Decision, verdict_of
-
     decision = Decision(_staged_node(), duplicate_of="abc", kind="near", similarity=0.9)
     back, _ = _grouping_round_trip(decision)
     assert back == decision and back.node.staged == decision.node.staged
