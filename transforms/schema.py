@@ -56,8 +56,9 @@ def compact_pickle(cls: type[T]) -> type[T]:
     value of a grouping on its own, and on its local runner holds them decoded in memory, so
     the field names were a third of an id record's bytes. Every field must be an init field.
     """
-    names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-    assert all(f.init for f in dataclasses.fields(cls)), cls  # type: ignore[arg-type]
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    assert all(f.init for f in fields), cls
+    names = tuple(f.name for f in fields)
 
     def __reduce__(self: Any) -> tuple[Any, ...]:
         return (cls, tuple(getattr(self, name) for name in names))
