@@ -128,35 +128,74 @@ def member_key(node_id: str) -> bytes:
     return hashlib.blake2b(node_id.encode("utf-8"), digest_size=8).digest()
 
 
-def _band_members(keyed: tuple[bytes, list[str]]) -> Iterator[tuple[str, bytes]]:
-    member, keys = keyed
-    for key in keys:
-        yield key, member
+# The band grouping's entries: (hash of the band key, member key as a big-endian integer, so
+# that the smallest integer is the smallest key). Packed into arrays, so that a grouping holds
+# 16 bytes per entry instead of a Python key, list and value per band of every member (on Beam's
+# local runner those were ~300 bytes per entry, 32 entries per document: most of the peak of a
+# deduplication of 20,000 documents).
+BAND_ENTRY = np.dtype([("band", "<u8"), ("member", "<u8")])
+# Keys of the band grouping (each holds the entries whose band hash falls in it) and documents
+# packed per batch; a batch gives one array per shard it touches.
+BAND_SHARDS = 256
+PACK_DOCS = 2048
 
 
-def _heads(keyed: tuple[str, Iterable[bytes]]) -> Iterator[tuple[bytes, bytes]]:
-    """(member, head) for each member of a band's bucket of two or more."""
-    members = set(keyed[1])
-    if len(members) >= 2:
-        head = min(members)
-        for member in members:
-            yield member, head
+def band_hash(key: str) -> int:
+    """The 64-bit hash a band key travels under (a collision of two keys only puts two
+    buckets' members in one candidate group, which the caller's verification sorts out)."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def pack_bands(batch: Sequence[tuple[bytes, list[str]]]) -> Iterator[tuple[int, bytes]]:
+    """(member key, band keys) of a batch of members -> (shard, packed ``BAND_ENTRY`` array),
+    one per shard the batch's band hashes fall in."""
+    entries = np.fromiter(
+        ((band_hash(key), int.from_bytes(member, "big")) for member, keys in batch for key in keys),
+        dtype=BAND_ENTRY,
+    )
+    if not len(entries):
+        return
+    shards = entries["band"] % BAND_SHARDS
+    order = np.argsort(shards, kind="stable")
+    entries, shards = entries[order], shards[order]
+    bounds = np.flatnonzero(np.diff(shards)) + 1
+    for part in np.split(entries, bounds):
+        yield int(part["band"][0] % BAND_SHARDS), part.tobytes()
+
+
+def bucket_heads(packed: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    """(member, head) for each member of a band's bucket of two or more, from the packed
+    entries of one shard; each pair once per shard. A bucket's head is its smallest member."""
+    entries = np.unique(np.frombuffer(b"".join(packed), dtype=BAND_ENTRY))
+    if len(entries) < 2:
+        return
+    band, member = entries["band"], entries["member"]
+    starts = np.ones(len(band), dtype=bool)
+    starts[1:] = band[1:] != band[:-1]
+    run = np.cumsum(starts) - 1
+    # unique() sorted by band, then member: a run's first member is its head
+    heads = member[starts][run]
+    shared = np.bincount(run)[run] >= 2
+    pairs = np.unique(np.stack([member[shared], heads[shared]], axis=1), axis=0)
+    for m, h in pairs.tolist():
+        yield m.to_bytes(8, "big"), h.to_bytes(8, "big")
 
 
 class CandidateBuckets(beam.PTransform):
     """(member key, band keys) -> (member key, group id) for every LSH bucket that holds at
     least two members: the group of a bucket is its head, its smallest member key, and each
     (member, head) pair comes once (copies that share many bands share one group, even when
-    each band holds a slightly different set of them). Only the 8-byte member keys cross the
-    band grouping; the caller joins its sketches to the group ids by member key and verifies
-    each group as it did a bucket."""
+    each band holds a slightly different set of them). Only packed (band hash, member key)
+    entries cross the band grouping, ``BAND_SHARDS`` keys of 16-byte entries; the caller joins
+    its sketches to the group ids by member key and verifies each group as it did a bucket."""
 
     def expand(self, keyed_bands):  # type: ignore[no-untyped-def]
         return (
             keyed_bands
-            | "BandMembers" >> beam.FlatMap(_band_members)
+            | "Batch" >> beam.BatchElements(min_batch_size=PACK_DOCS, max_batch_size=PACK_DOCS)
+            | "PackBands" >> beam.FlatMap(pack_bands)
             | "GroupByBand" >> beam.GroupByKey()
-            | "Heads" >> beam.FlatMap(_heads)
+            | "Heads" >> beam.FlatMap(lambda kv: bucket_heads(kv[1]))
             | "DistinctGroups" >> beam.Distinct()
         )
 

@@ -182,3 +182,28 @@ def _has_members_but_not(node_id: str):  # type: ignore[no-untyped-def]
         assert len(got) >= 2, got
 
     return check
+
+
+def test_packed_band_entries_from_separate_batches_give_each_bucket_its_smallest_key_as_head():
+    """Band entries packed in two batches (as two bundles would) and grouped by shard: a
+    bucket split across the batches is whole again, its head is its smallest member key in
+    byte order, and a band held by one member gives no pair."""
+    keys = sorted(lsh.member_key(f"m{i}") for i in range(6))
+    first = [(keys[5], ["b1", "b2"]), (keys[3], ["b1"]), (keys[0], ["solo"])]
+    second = [(keys[4], ["b2", "b3"]), (keys[1], ["b3"]), (keys[2], [])]
+    by_shard: dict[int, list[bytes]] = {}
+    for batch in (first, second):
+        for shard, packed in lsh.pack_bands(batch):
+            assert 0 <= shard < lsh.BAND_SHARDS
+            by_shard.setdefault(shard, []).append(packed)
+    pairs = {pair for packed in by_shard.values() for pair in lsh.bucket_heads(packed)}
+    # b1 {5, 3} -> head 3; b2 {5, 4} -> head 4; b3 {4, 1} -> head 1
+    assert pairs == {
+        (keys[5], keys[3]),
+        (keys[3], keys[3]),
+        (keys[5], keys[4]),
+        (keys[4], keys[4]),
+        (keys[4], keys[1]),
+        (keys[1], keys[1]),
+    }
+    assert list(lsh.pack_bands([(keys[2], [])])) == []
