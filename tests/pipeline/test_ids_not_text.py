@@ -13,7 +13,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 from news_ingest.pipeline import config, graph
-from news_ingest.transforms import sinks
+from news_ingest.transforms import lsh, sinks
 from news_ingest.transforms.schema import UTC, Article, Duplicate, RawDocument
 from news_ingest.transforms.sources import list_inputs
 
@@ -54,9 +54,16 @@ class _GroupingInputs(beam.pipeline.PipelineVisitor):
 
 def _check(label: str):  # type: ignore[no-untyped-def]
     def check(element: Any) -> list[str]:
-        if "GroupByBand" in label and not (isinstance(element[1], bytes) and len(element[1]) == 8):
-            # the LSH bands carry 8-byte member keys, not signed nodes (32 copies each)
-            return [f"{label}: {type(element[1]).__name__} in a band"]
+        if "GroupByBand" in label:
+            # the LSH bands carry packed 16-byte (band hash, member key) entries under a shard
+            # number, not signed nodes (32 copies each)
+            shard, packed = element
+            entry = lsh.BAND_ENTRY.itemsize
+            if not (isinstance(shard, int) and isinstance(packed, bytes) and packed):
+                return [f"{label}: {type(packed).__name__} in a band"]
+            if len(packed) % entry:
+                return [f"{label}: {len(packed)} bytes are not whole band entries"]
+            return []
         return [f"{label}: {what}" for what in _text_in(element)][:1]
 
     return check
