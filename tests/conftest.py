@@ -119,10 +119,10 @@ def seeds_run(
     return out, done
 
 
-# Modules that run whole pipelines, longest first (measured with --durations on 2 cores). With
-# ``--dist loadfile`` (pyproject) each module runs on one xdist worker, so its module-scoped runs
-# are made once; starting the long ones first keeps one of them from being the last to finish.
-# Modules not named here follow in collection order.
+# Modules that run whole pipelines, longest first (measured with --durations on 2 cores). xdist
+# hands tests out in this order (``--dist worksteal``, pyproject): starting the long ones first
+# keeps one of them from being the last to finish. Modules not named here follow in collection
+# order.
 SLOW_FIRST = (
     "tests/pipeline/test_output_on_object_storage.py",
     "tests/pipeline/test_dask.py",
